@@ -1,0 +1,44 @@
+"""Role predicates and the permissions every app checks by name (`user.has_perm("ledger.view_account")`).
+
+Permission names are plain strings, so leaf apps such as the ledger check them without importing this app.
+Object-aware rules (a broker sees only their own people) live with the app that owns the objects.
+"""
+
+import rules
+
+from accounts.roles import FINANCE_ROLES, Role
+
+
+def has_role(*roles: str) -> rules.Predicate:
+    name = "has_role:" + ",".join(roles)
+
+    @rules.predicate(name=name)
+    def predicate(user) -> bool:
+        return bool(user) and user.is_authenticated and user.has_role(*roles)
+
+    return predicate
+
+
+is_care_broker = has_role(Role.CARE_BROKER)
+is_care_coordinator = has_role(Role.CARE_COORDINATOR)
+is_icb_approver = has_role(Role.ICB_APPROVER)
+is_patient = has_role(Role.PATIENT)
+is_representative = has_role(Role.REPRESENTATIVE)
+is_nominee = has_role(Role.NOMINEE)
+is_third_party_staff = has_role(Role.THIRD_PARTY_STAFF)
+is_finance_officer = has_role(Role.FINANCE_OFFICER)
+is_finance_manager = has_role(Role.FINANCE_MANAGER)
+is_finance = has_role(*FINANCE_ROLES)
+is_auditor = has_role(Role.AUDITOR)
+is_administrator = has_role(Role.ADMINISTRATOR)
+
+# One dashboard per role: `accounts.view_dashboard_<role>`.
+for role in Role:
+    rules.add_perm(f"accounts.view_dashboard_{role.value}", has_role(role))
+
+rules.add_perm("accounts.manage_users", is_administrator)
+
+# The ledger's finance pages and API: finance staff use them, auditors read them.
+rules.add_perm("ledger.view_account", is_finance | is_auditor)
+rules.add_perm("ledger.add_transfer", is_finance)
+rules.add_perm("ledger.close_period", is_finance_manager)

@@ -1,0 +1,38 @@
+"""The Jinja2 environment for pages: NHS.UK frontend macros plus Django's static, url and CSRF."""
+
+from __future__ import annotations
+
+import jinja2
+from django.conf import settings
+from django.contrib.messages import get_messages
+from django.templatetags.static import static
+from django.urls import reverse
+
+from config.formatting import format_date, format_pence
+
+
+def url(viewname: str, *args, **kwargs) -> str:
+    return reverse(viewname, args=args or None, kwargs=kwargs or None)
+
+
+def environment(**options) -> jinja2.Environment:
+    options["loader"] = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(str(settings.BASE_DIR / "templates")),
+            jinja2.PackageLoader("nhsuk_frontend_jinja"),
+        ]
+    )
+    # ChainableUndefined lets NHS macros read optional nested params (params.x.y) without errors.
+    options["undefined"] = jinja2.ChainableUndefined
+    options.setdefault("autoescape", True)
+    options["extensions"] = [*options.get("extensions", []), "jinja2.ext.do"]
+    env = jinja2.Environment(**options)  # noqa: S701 - autoescape is set above
+    env.globals.update(
+        static=static,
+        url=url,
+        get_messages=get_messages,
+        settings=settings,
+        service_name=settings.SERVICE_NAME,
+    )
+    env.filters.update(pence=format_pence, nhs_date=format_date)
+    return env

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.shortcuts import redirect, render
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+
+def home(request):
+    return redirect("accounts:dashboard" if request.user.is_authenticated else "accounts:sign-in")
+
+
+def static_page(template_name):
+    def view(request):
+        return render(request, template_name)
+
+    return view
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("accessibility/", static_page("pages/accessibility.jinja"), name="accessibility"),
+    path("privacy/", static_page("pages/privacy.jinja"), name="privacy"),
+    path("", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,42 @@
+"""Factories for users and organisations, shared by every test folder."""
+
+from __future__ import annotations
+
+import factory
+
+from accounts.models import Organisation, OrganisationKind, RoleMembership, User
+from accounts.roles import Role
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+class OrganisationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organisation
+
+    name = factory.Sequence(lambda n: f"Test organisation {n}")
+    kind = OrganisationKind.ICB
+    ods_code = factory.Sequence(lambda n: f"T{n:04d}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.nhs.uk")
+    full_name = factory.Faker("name", locale="en_GB")
+    organisation = factory.SubFactory(OrganisationFactory)
+    password = factory.PostGenerationMethodCall("set_password", TEST_PASSWORD)
+
+    @factory.post_generation
+    def roles(self, create, extracted, **kwargs):
+        self.save()
+        for role in extracted or []:
+            RoleMembership.objects.create(user=self, role=role)
+
+
+def user_with_role(role: Role, **kwargs) -> User:
+    if role in (Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
+        kwargs.setdefault("organisation", None)
+    return UserFactory(roles=[role], **kwargs)
