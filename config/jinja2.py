@@ -15,6 +15,25 @@ def url(viewname: str, *args, **kwargs) -> str:
     return reverse(viewname, args=args or None, kwargs=kwargs or None)
 
 
+# Header navigation: (permission, url name, label). Each app adds its pages here as they arrive.
+NAVIGATION = [
+    ("ledger.view_account", "ledger:accounts", "Accounts"),
+    ("ledger.view_account", "ledger:trial-balance", "Trial balance"),
+]
+
+
+def navigation_for(request) -> list[dict]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    items = [{"href": reverse("accounts:dashboard"), "text": "Dashboard"}]
+    for permission, url_name, label in NAVIGATION:
+        if user.has_perm(permission):
+            href = reverse(url_name)
+            items.append({"href": href, "text": label, "current": request.path == href})
+    return items
+
+
 def environment(**options) -> jinja2.Environment:
     options["loader"] = jinja2.ChoiceLoader(
         [
@@ -30,6 +49,7 @@ def environment(**options) -> jinja2.Environment:
     env.globals.update(
         static=static,
         url=url,
+        navigation_for=navigation_for,
         get_messages=get_messages,
         settings=settings,
         service_name=settings.SERVICE_NAME,

@@ -1,4 +1,4 @@
-"""Periodic jobs, declared in one place. Each is small or calls a task that lives in its own app.
+"""Periodic jobs, declared in one place. The tasks live in their own apps; this file only schedules them.
 
 Procrastinate defers a periodic task once per schedule slot across all workers (the slot is recorded
 in its own table), so running several workers never runs the same tick twice.
@@ -8,10 +8,21 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
+from ledger import tasks as ledger_tasks
 
-@app.periodic(cron="17 3 * * *", periodic_id="clear-expired-sessions")
+
 @app.task(name="config.clear_expired_sessions", queue="maintenance")
-def clear_expired_sessions(timestamp: int) -> int:
+def clear_expired_sessions(timestamp: int | None = None) -> int:
     """Sessions hold who is signed in; expired ones are useless and should not linger."""
     deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
     return deleted
+
+
+SCHEDULE = [
+    ("17 3 * * *", "clear-expired-sessions", clear_expired_sessions),
+    ("*/5 * * * *", "ledger-expire-pending", ledger_tasks.expire_pending),
+    ("30 2 * * *", "ledger-verify", ledger_tasks.verify),
+]
+
+for cron, periodic_id, task in SCHEDULE:
+    app.periodic(cron=cron, periodic_id=periodic_id)(task)

@@ -3,6 +3,8 @@ from django.shortcuts import redirect, render
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from ledger import urls as ledger_urls
+
 
 def home(request):
     return redirect("accounts:dashboard" if request.user.is_authenticated else "accounts:sign-in")
@@ -20,6 +22,8 @@ urlpatterns = [
     path("accessibility/", static_page("pages/accessibility.jinja"), name="accessibility"),
     path("privacy/", static_page("pages/privacy.jinja"), name="privacy"),
     path("", include("accounts.urls")),
+    path("finance/ledger/", include("ledger.urls")),
+    path("api/ledger/", include((ledger_urls.api_urlpatterns, "ledger-api"))),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,200 @@
+"""The double-entry ledger, shaped like TigerBeetle and enforced by PostgreSQL.
+
+Amounts are integer pence. A transfer moves an amount from one account (debited) to another (credited);
+it is never changed or deleted (triggers refuse it): corrections are new transfers. Balances are counters
+on the account, updated by a statement-level trigger in the same transaction as the transfers, so even a
+raw INSERT keeps them right; CHECK constraints on the counters enforce the no-overdraft flags.
+
+This app is a leaf: it refers to budgets, plan lines and people only through opaque strings
+(`owner_ref="budget:42"`, `reference="plan-line:7"`).
+"""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+
+class AccountKind(models.TextChoices):
+    ASSET = "asset", "Asset"
+    LIABILITY = "liability", "Liability"
+    INCOME = "income", "Income"
+    EXPENSE = "expense", "Expense"
+    EQUITY = "equity", "Equity"
+
+
+# Assets and expenses grow with debits; the rest grow with credits.
+DEBIT_NORMAL_KINDS = frozenset({AccountKind.ASSET, AccountKind.EXPENSE})
+
+
+class Phase(models.TextChoices):
+    POSTED = "posted", "Posted"
+    PENDING = "pending", "Pending"
+    POST_PENDING = "post_pending", "Pending posted"
+    VOID_PENDING = "void_pending", "Pending voided"
+    EXPIRE_PENDING = "expire_pending", "Pending expired"
+
+
+RESOLVING_PHASES = (Phase.POST_PENDING, Phase.VOID_PENDING, Phase.EXPIRE_PENDING)
+
+
+class Account(models.Model):
+    code = models.CharField(max_length=120, unique=True, help_text="Stable, unique, e.g. budget:42:dp-cash")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=AccountKind.choices)
+    currency = models.CharField(max_length=3, default="GBP")
+    owner_ref = models.CharField(max_length=120, blank=True, db_index=True, help_text="Opaque owner, e.g. budget:42")
+    debits_must_not_exceed_credits = models.BooleanField(default=False)
+    credits_must_not_exceed_debits = models.BooleanField(default=False)
+    closed = models.BooleanField(default=False, help_text="A closed account accepts no new transfers")
+    # Balance counters, in pence; only the transfer trigger may change them.
+    debits_pending = models.BigIntegerField(default=0, editable=False)
+    debits_posted = models.BigIntegerField(default=0, editable=False)
+    credits_pending = models.BigIntegerField(default=0, editable=False)
+    credits_posted = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="account_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(debits_pending__gte=0, debits_posted__gte=0, credits_pending__gte=0, credits_posted__gte=0),
+                name="account_counters_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(debits_must_not_exceed_credits=True, credits_must_not_exceed_debits=True),
+                name="account_one_limit_flag",
+            ),
+            models.CheckConstraint(
+                condition=Q(debits_must_not_exceed_credits=False)
+                | Q(debits_posted__lte=F("credits_posted") - F("debits_pending")),
+                name="account_debits_within_credits",
+            ),
+            models.CheckConstraint(
+                condition=Q(credits_must_not_exceed_debits=False)
+                | Q(credits_posted__lte=F("debits_posted") - F("credits_pending")),
+                name="account_credits_within_debits",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="account_no_delete", operation=pgtrigger.Delete),
+            pgtrigger.ReadOnly(name="account_identity_fixed", fields=["code", "kind", "currency"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+    @property
+    def debit_normal(self) -> bool:
+        return self.kind in DEBIT_NORMAL_KINDS
+
+    @property
+    def posted_balance(self) -> int:
+        """Signed so that the account's normal side is positive (assets: debits - credits)."""
+        net = self.debits_posted - self.credits_posted
+        return net if self.debit_normal else -net
+
+    @property
+    def pending_balance(self) -> int:
+        net = self.debits_pending - self.credits_pending
+        return net if self.debit_normal else -net
+
+    @property
+    def available_balance(self) -> int:
+        """What can still be spent: posted, less pending movements away from the normal side."""
+        if self.debit_normal:
+            return self.debits_posted - self.credits_posted - self.credits_pending
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+class Transfer(models.Model):
+    idempotency_key = models.CharField(max_length=200, unique=True, help_text="Client-supplied; unique forever")
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.POSTED)
+    debit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="debit_transfers")
+    credit_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credit_transfers")
+    amount = models.BigIntegerField(help_text="Pence, > 0")
+    currency = models.CharField(max_length=3, default="GBP")
+    code = models.CharField(max_length=40, help_text="What kind of movement, e.g. instalment, invoice_payment")
+    reference = models.CharField(max_length=200, blank=True, db_index=True, help_text="Opaque, e.g. plan-line:7")
+    description = models.CharField(max_length=300, blank=True)
+    pending = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="resolutions",
+        help_text="For post, void and expire: the pending transfer resolved",
+    )
+    reverses = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversals",
+        help_text="The posted transfer this one reverses",
+    )
+    group_key = models.UUIDField(null=True, blank=True, db_index=True, help_text="Linked transfers share this")
+    timeout_at = models.DateTimeField(null=True, blank=True, help_text="When an unresolved pending transfer expires")
+    effective_date = models.DateField()
+    # The ORM stamps the time (so tests can move the clock); raw SQL inserts get the database's.
+    recorded_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
+    acting_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+            models.CheckConstraint(condition=~Q(debit_account=F("credit_account")), name="transfer_distinct_accounts"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="transfer_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(phase__in=RESOLVING_PHASES, pending__isnull=False)
+                | (~Q(phase__in=RESOLVING_PHASES) & Q(pending__isnull=True)),
+                name="transfer_pending_only_when_resolving",
+            ),
+            models.CheckConstraint(
+                condition=Q(phase=Phase.PENDING) | Q(timeout_at__isnull=True), name="transfer_timeout_only_pending"
+            ),
+            models.CheckConstraint(
+                condition=Q(reverses__isnull=True) | Q(phase=Phase.POSTED), name="transfer_reversal_is_posted"
+            ),
+            # A pending transfer resolves exactly once; a transfer is reversed at most once.
+            models.UniqueConstraint(fields=["pending"], name="transfer_pending_resolved_once"),
+            models.UniqueConstraint(fields=["reverses"], name="transfer_reversed_once"),
+        ]
+        indexes = [
+            models.Index(fields=["debit_account", "effective_date", "id"], name="transfer_debit_date"),
+            models.Index(fields=["credit_account", "effective_date", "id"], name="transfer_credit_date"),
+            models.Index(fields=["timeout_at"], condition=Q(phase=Phase.PENDING), name="transfer_pending_timeout"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="transfer_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key}: {self.amount}p {self.debit_account_id}→{self.credit_account_id}"
+
+    @property
+    def posted_amount(self) -> int:
+        """What this row adds to posted balances (pending, void and expire add nothing)."""
+        return self.amount if self.phase in (Phase.POSTED, Phase.POST_PENDING) else 0
+
+
+class ClosedPeriod(models.Model):
+    """A closed month: transfers dated inside it are refused (by trigger). Closing is permanent."""
+
+    month = models.DateField(unique=True, help_text="First day of the month")
+    closed_at = models.DateTimeField(default=timezone.now, editable=False)
+    closed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["month"]
+        constraints = [models.CheckConstraint(condition=Q(month__day=1), name="closed_period_first_of_month")]
+        triggers = [pgtrigger.Protect(name="closed_period_permanent", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.month:%B %Y}"

@@ -1,0 +1,482 @@
+"""Every write to the ledger. PostgreSQL validates and applies transfers (see migration 0002); these
+functions shape requests, make them idempotent, retry transient conflicts and turn database refusals into
+named errors.
+
+Idempotency: each transfer carries a client-supplied key. Replaying a key returns the original transfer
+(`replayed=True`); the same key with a different payload raises IdempotencyConflict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from ledger import exceptions as errors
+from ledger.models import Account, AccountKind, ClosedPeriod, Phase, Transfer
+
+MAX_AMOUNT = 10**12  # £10bn in pence: anything larger is a typing error, not a budget
+MAX_RETRIES = 5
+CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferRequest:
+    """One transfer to record. `phase` is posted (default) or pending; resolutions use pending_id."""
+
+    key: str
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    code: str
+    effective_date: datetime.date
+    currency: str = "GBP"
+    reference: str = ""
+    description: str = ""
+    phase: str = Phase.POSTED
+    pending_id: int | None = None
+    reverses_id: int | None = None
+    timeout_at: datetime.datetime | None = None
+
+    # The fields a replay must repeat exactly.
+    PAYLOAD_FIELDS = (
+        "phase",
+        "debit_account_id",
+        "credit_account_id",
+        "amount",
+        "currency",
+        "code",
+        "reference",
+        "description",
+        "pending_id",
+        "reverses_id",
+        "effective_date",
+    )
+
+    def payload(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.PAYLOAD_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferResult:
+    transfer: Transfer
+    replayed: bool
+
+
+# --- Accounts -----------------------------------------------------------------------------------------
+
+
+def account_open(
+    *,
+    code: str,
+    name: str,
+    kind: AccountKind | str,
+    owner_ref: str = "",
+    currency: str = "GBP",
+    debits_must_not_exceed_credits: bool = False,
+    credits_must_not_exceed_debits: bool = False,
+) -> Account:
+    """Open an account, or return the one already open under `code` (opening is idempotent)."""
+    account, _created = Account.objects.get_or_create(
+        code=code,
+        defaults={
+            "name": name,
+            "kind": kind,
+            "owner_ref": owner_ref,
+            "currency": currency,
+            "debits_must_not_exceed_credits": debits_must_not_exceed_credits,
+            "credits_must_not_exceed_debits": credits_must_not_exceed_debits,
+        },
+    )
+    return account
+
+
+def account_close(*, account: Account) -> Account:
+    """Close an account to new transfers; it must have nothing pending."""
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        if account.debits_pending or account.credits_pending:
+            raise errors.InvalidTransfer(f"Account {account.code} still has pending transfers; resolve them first")
+        account.closed = True
+        account.save(update_fields=["closed"])
+    return account
+
+
+# --- Transfers ----------------------------------------------------------------------------------------
+
+
+def transfer_post(
+    *,
+    key: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    code: str,
+    effective_date: datetime.date,
+    acting_user=None,
+    currency: str = "GBP",
+    reference: str = "",
+    description: str = "",
+) -> TransferResult:
+    """Move `amount` pence now: debit one account, credit another."""
+    request = TransferRequest(
+        key=key,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        amount=amount,
+        code=code,
+        effective_date=effective_date,
+        currency=currency,
+        reference=reference,
+        description=description,
+    )
+    return transfers_record([request], acting_user=acting_user)[0]
+
+
+def transfer_reserve(
+    *,
+    key: str,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount: int,
+    code: str,
+    effective_date: datetime.date,
+    acting_user=None,
+    timeout: datetime.timedelta | None = None,
+    currency: str = "GBP",
+    reference: str = "",
+    description: str = "",
+) -> TransferResult:
+    """Reserve `amount` as a pending transfer; post, void or let it expire after `timeout` later."""
+    request = TransferRequest(
+        key=key,
+        debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id,
+        amount=amount,
+        code=code,
+        effective_date=effective_date,
+        currency=currency,
+        reference=reference,
+        description=description,
+        phase=Phase.PENDING,
+        timeout_at=timezone.now() + timeout if timeout else None,
+    )
+    return transfers_record([request], acting_user=acting_user)[0]
+
+
+def pending_post(
+    *,
+    key: str,
+    pending: Transfer,
+    acting_user=None,
+    amount: int | None = None,
+    effective_date: datetime.date | None = None,
+    description: str = "",
+) -> TransferResult:
+    """Post a pending transfer in full, or in part (the rest is released)."""
+    return _resolve(
+        key=key,
+        pending=pending,
+        phase=Phase.POST_PENDING,
+        amount=amount or pending.amount,
+        acting_user=acting_user,
+        effective_date=effective_date,
+        description=description,
+    )
+
+
+def pending_void(
+    *,
+    key: str,
+    pending: Transfer,
+    acting_user=None,
+    effective_date: datetime.date | None = None,
+    description: str = "",
+) -> TransferResult:
+    """Release a pending transfer without posting anything."""
+    return _resolve(
+        key=key,
+        pending=pending,
+        phase=Phase.VOID_PENDING,
+        amount=pending.amount,
+        acting_user=acting_user,
+        effective_date=effective_date,
+        description=description,
+    )
+
+
+def pending_expire_due(*, now: datetime.datetime | None = None) -> int:
+    """Expire every pending transfer whose timeout has passed (periodic job; safe to run twice)."""
+    now = now or timezone.now()
+    due = Transfer.objects.filter(phase=Phase.PENDING, timeout_at__lte=now, resolutions__isnull=True)
+    requests = [
+        TransferRequest(
+            key=f"expire:{pending.pk}",
+            debit_account_id=pending.debit_account_id,
+            credit_account_id=pending.credit_account_id,
+            amount=pending.amount,
+            code=pending.code,
+            effective_date=timezone.localdate(now),
+            currency=pending.currency,
+            reference=pending.reference,
+            description="Expired unresolved",
+            phase=Phase.EXPIRE_PENDING,
+            pending_id=pending.pk,
+        )
+        for pending in due.order_by("id")[:10_000]
+    ]
+    if not requests:
+        return 0
+    results = transfers_record(requests, acting_user=None)
+    return sum(not result.replayed for result in results)
+
+
+def transfer_reverse(
+    *,
+    key: str,
+    transfer: Transfer,
+    acting_user=None,
+    effective_date: datetime.date | None = None,
+    description: str = "",
+) -> TransferResult:
+    """Reverse a posted transfer with a new, mirrored one that references it; the original stays as it was."""
+    request = TransferRequest(
+        key=key,
+        debit_account_id=transfer.credit_account_id,
+        credit_account_id=transfer.debit_account_id,
+        amount=transfer.amount,
+        code=transfer.code,
+        effective_date=effective_date or timezone.localdate(),
+        currency=transfer.currency,
+        reference=transfer.reference,
+        description=description or f"Reversal of {transfer.idempotency_key}",
+        reverses_id=transfer.pk,
+    )
+    return transfers_record([request], acting_user=acting_user)[0]
+
+
+def transfers_record(requests: Sequence[TransferRequest], *, acting_user=None) -> list[TransferResult]:
+    """Record linked transfers: all of them or none, in one statement. Replays return the originals."""
+    if not requests:
+        return []
+    for request in requests:
+        _validate(request)
+    if len({request.key for request in requests}) != len(requests):
+        raise errors.InvalidTransfer("Each transfer in a linked group needs its own idempotency key")
+    group_key = uuid.uuid4() if len(requests) > 1 else None
+    acting_user_id = getattr(acting_user, "pk", acting_user)
+    return _with_retries(lambda: _insert(requests, group_key=group_key, acting_user_id=acting_user_id))
+
+
+# --- Periods ------------------------------------------------------------------------------------------
+
+
+def period_close(*, month: datetime.date, acting_user) -> ClosedPeriod:
+    """Close a month for good: transfers dated inside it are refused from now on."""
+    month = month.replace(day=1)
+    with transaction.atomic():
+        period, created = ClosedPeriod.objects.get_or_create(month=month, defaults={"closed_by": acting_user})
+    if not created:
+        raise errors.PeriodAlreadyClosed(f"{month:%B %Y} is already closed")
+    return period
+
+
+# --- Internals ----------------------------------------------------------------------------------------
+
+
+def _resolve(*, key, pending, phase, amount, acting_user, effective_date, description) -> TransferResult:
+    request = TransferRequest(
+        key=key,
+        debit_account_id=pending.debit_account_id,
+        credit_account_id=pending.credit_account_id,
+        amount=amount,
+        code=pending.code,
+        effective_date=effective_date or timezone.localdate(),
+        currency=pending.currency,
+        reference=pending.reference,
+        description=description,
+        phase=phase,
+        pending_id=pending.pk,
+    )
+    return transfers_record([request], acting_user=acting_user)[0]
+
+
+def _validate(request: TransferRequest) -> None:
+    if not request.key or len(request.key) > 200:
+        raise errors.InvalidTransfer("Every transfer needs an idempotency key of 1 to 200 characters")
+    if isinstance(request.amount, bool) or not isinstance(request.amount, int):
+        raise errors.InvalidTransfer("The amount must be a whole number of pence")
+    if not 0 < request.amount <= MAX_AMOUNT:
+        raise errors.InvalidTransfer(f"The amount must be between 1p and {MAX_AMOUNT}p")
+    if request.debit_account_id == request.credit_account_id:
+        raise errors.InvalidTransfer("A transfer must move money between two different accounts")
+    if not CODE_PATTERN.match(request.code or ""):
+        raise errors.InvalidTransfer("The code must be lower-case letters, digits and underscores, like instalment")
+    if request.phase not in Phase.values:
+        raise errors.InvalidTransfer(f"Unknown phase {request.phase}")
+
+
+_COLUMNS = (
+    "idempotency_key",
+    "phase",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "currency",
+    "code",
+    "reference",
+    "description",
+    "pending_id",
+    "reverses_id",
+    "group_key",
+    "timeout_at",
+    "effective_date",
+    "recorded_at",
+    "acting_user_id",
+)
+_TYPES = (
+    "text",
+    "text",
+    "bigint",
+    "bigint",
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "bigint",
+    "uuid",
+    "timestamptz",
+    "date",
+    "timestamptz",
+    "bigint",
+)
+_INSERT_SQL = (
+    f"INSERT INTO ledger_transfer ({', '.join(_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
+)
+
+
+def _insert(requests: Sequence[TransferRequest], *, group_key, acting_user_id) -> list[TransferResult]:
+    recorded_at = timezone.now()
+    rows = [
+        (
+            r.key,
+            r.phase,
+            r.debit_account_id,
+            r.credit_account_id,
+            r.amount,
+            r.currency,
+            r.code,
+            r.reference,
+            r.description,
+            r.pending_id,
+            r.reverses_id,
+            group_key,
+            r.timeout_at,
+            r.effective_date,
+            recorded_at,
+            acting_user_id,
+        )
+        for r in requests
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    with transaction.atomic():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(_INSERT_SQL, columns)
+                inserted = dict((key, pk) for pk, key in cursor.fetchall())
+        except DatabaseError as exc:
+            raise _translate(exc, requests) from exc
+        existing = {}
+        if len(inserted) < len(requests):
+            missing = [r.key for r in requests if r.key not in inserted]
+            existing = {t.idempotency_key: t for t in Transfer.objects.filter(idempotency_key__in=missing)}
+            for request in requests:
+                if request.key in existing and _payload(existing[request.key]) != request.payload():
+                    raise errors.IdempotencyConflict(errors.IDEMPOTENCY_CONFLICT.format(key=request.key))
+    results = []
+    for request, row in zip(requests, rows, strict=True):
+        if request.key in inserted:
+            transfer = Transfer(id=inserted[request.key], **dict(zip(_COLUMNS[1:], row[1:], strict=True)))
+            transfer.idempotency_key = request.key
+            results.append(TransferResult(transfer=transfer, replayed=False))
+        else:
+            results.append(TransferResult(transfer=existing[request.key], replayed=True))
+    return results
+
+
+def _payload(transfer: Transfer) -> tuple:
+    return tuple(getattr(transfer, name) for name in TransferRequest.PAYLOAD_FIELDS)
+
+
+def _with_retries(operation: Callable[[], T]) -> T:
+    """Retry serialization failures and deadlocks, but only when we own the transaction."""
+    if connection.in_atomic_block:
+        return operation()
+    for attempt in range(MAX_RETRIES):
+        try:
+            return operation()
+        except errors.LedgerError as exc:
+            cause = exc.__cause__
+            if getattr(getattr(cause, "__cause__", None), "sqlstate", None) not in RETRYABLE_SQLSTATES:
+                raise
+            if attempt == MAX_RETRIES - 1:
+                raise
+            time.sleep(0.005 * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+_CONSTRAINT_ERRORS = {
+    "account_debits_within_credits": errors.InsufficientFunds,
+    "account_credits_within_debits": errors.InsufficientFunds,
+}
+
+
+def _translate(exc: DatabaseError, requests: Sequence[TransferRequest]) -> errors.LedgerError:
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    diag = getattr(cause, "diag", None)
+    message = getattr(diag, "message_primary", None) or str(exc)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    by_sqlstate = {
+        "LG001": errors.PeriodClosed,
+        "LG002": errors.CurrencyMismatch,
+        "LG003": errors.AccountClosed,
+        "LG004": errors.PendingInvalid,
+        "LG005": errors.ReversalInvalid,
+    }
+    if sqlstate in by_sqlstate:
+        return by_sqlstate[sqlstate](message.removeprefix("ledger: ").capitalize())
+    if sqlstate == "23514" and constraint in _CONSTRAINT_ERRORS:
+        account_code = _account_code_from_check(cause)
+        return errors.InsufficientFunds(errors.INSUFFICIENT_FUNDS.format(code=account_code))
+    if sqlstate == "23505" and constraint == "transfer_pending_resolved_once":
+        keys = ", ".join(r.key for r in requests if r.pending_id)
+        return errors.PendingAlreadyResolved(errors.ALREADY_RESOLVED.format(key=keys))
+    if sqlstate == "23505" and constraint == "transfer_reversed_once":
+        return errors.ReversalInvalid(errors.ALREADY_REVERSED.format(key=", ".join(r.key for r in requests)))
+    if sqlstate == "23503":
+        return errors.AccountNotFound("An account or transfer named in the request does not exist")
+    if sqlstate in RETRYABLE_SQLSTATES:
+        return errors.LedgerError("The ledger was busy; try again")
+    raise exc
+
+
+def _account_code_from_check(cause) -> str:
+    """PostgreSQL's CHECK message includes the failing row; the code is its second column."""
+    detail = getattr(getattr(cause, "diag", None), "message_detail", "") or ""
+    match = re.search(r"Failing row contains \(\d+, ([^,]+),", detail)
+    return match.group(1) if match else "unknown"
