@@ -457,9 +457,11 @@ def _translate(exc: DatabaseError, requests: Sequence[TransferRequest]) -> error
         "LG003": errors.AccountClosed,
         "LG004": errors.PendingInvalid,
         "LG005": errors.ReversalInvalid,
+        "LG006": errors.AccountNotFound,
     }
     if sqlstate in by_sqlstate:
-        return by_sqlstate[sqlstate](message.removeprefix("ledger: ").capitalize())
+        text = message.removeprefix("ledger: ")
+        return by_sqlstate[sqlstate](text[:1].upper() + text[1:])
     if sqlstate == "23514" and constraint in _CONSTRAINT_ERRORS:
         account_code = _account_code_from_check(cause)
         return errors.InsufficientFunds(errors.INSUFFICIENT_FUNDS.format(code=account_code))
@@ -468,8 +470,6 @@ def _translate(exc: DatabaseError, requests: Sequence[TransferRequest]) -> error
         return errors.PendingAlreadyResolved(errors.ALREADY_RESOLVED.format(key=keys))
     if sqlstate == "23505" and constraint == "transfer_reversed_once":
         return errors.ReversalInvalid(errors.ALREADY_REVERSED.format(key=", ".join(r.key for r in requests)))
-    if sqlstate == "23503":
-        return errors.AccountNotFound("An account or transfer named in the request does not exist")
     if sqlstate in RETRYABLE_SQLSTATES:
         return errors.LedgerError("The ledger was busy; try again")
     raise exc

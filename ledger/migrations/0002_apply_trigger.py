@@ -3,7 +3,7 @@ the balance counters by one statement-level trigger, in the same transaction.
 
 Errors carry our own SQLSTATEs (class LG) so the service layer can name them:
   LG001 closed period · LG002 currency mismatch · LG003 closed account · LG004 bad pending resolution
-  LG005 bad reversal · LG008 counters changed outside a transfer.
+  LG005 bad reversal · LG006 unknown account or transfer · LG008 counters changed outside a transfer.
 Overdraft limits are the CHECK constraints on ledger_account (SQLSTATE 23514).
 """
 
@@ -14,17 +14,24 @@ CREATE OR REPLACE FUNCTION ledger_transfer_apply() RETURNS trigger LANGUAGE plpg
 DECLARE
   bad record;
 BEGIN
-  -- Accounts must be open and in the transfer's currency.
-  SELECT t.idempotency_key, t.currency, d.code AS debit_code, c.code AS credit_code,
-         d.currency AS debit_currency, c.currency AS credit_currency, d.closed AS debit_closed,
-         c.closed AS credit_closed
+  -- Accounts must exist, be open and be in the transfer's currency. (Foreign keys are only checked at
+  -- commit; checking here gives a clear error at once.)
+  SELECT t.idempotency_key, t.currency, t.debit_account_id, t.credit_account_id, d.code AS debit_code,
+         c.code AS credit_code, d.currency AS debit_currency, c.currency AS credit_currency,
+         d.closed AS debit_closed, c.closed AS credit_closed, d.id IS NULL OR c.id IS NULL AS missing
     INTO bad
     FROM new_transfers t
-    JOIN ledger_account d ON d.id = t.debit_account_id
-    JOIN ledger_account c ON c.id = t.credit_account_id
-   WHERE d.closed OR c.closed OR d.currency <> t.currency OR c.currency <> t.currency
+    LEFT JOIN ledger_account d ON d.id = t.debit_account_id
+    LEFT JOIN ledger_account c ON c.id = t.credit_account_id
+   WHERE d.id IS NULL OR c.id IS NULL OR d.closed OR c.closed OR d.currency <> t.currency
+      OR c.currency <> t.currency
    LIMIT 1;
   IF FOUND THEN
+    IF bad.missing THEN
+      RAISE EXCEPTION USING ERRCODE = 'LG006', MESSAGE = format(
+        'ledger: transfer %s names an account that does not exist (%s or %s)',
+        bad.idempotency_key, bad.debit_account_id, bad.credit_account_id);
+    END IF;
     IF bad.debit_closed OR bad.credit_closed THEN
       RAISE EXCEPTION USING ERRCODE = 'LG003', MESSAGE = format(
         'ledger: account %s is closed (transfer %s)',
@@ -33,6 +40,16 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'LG002', MESSAGE = format(
       'ledger: transfer %s is in %s but account %s is in %s and account %s is in %s',
       bad.idempotency_key, bad.currency, bad.debit_code, bad.debit_currency, bad.credit_code, bad.credit_currency);
+  END IF;
+
+  -- Resolutions and reversals must name transfers that exist.
+  SELECT t.idempotency_key INTO bad FROM new_transfers t
+   WHERE (t.pending_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transfer p WHERE p.id = t.pending_id))
+      OR (t.reverses_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transfer r WHERE r.id = t.reverses_id))
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'LG006', MESSAGE = format(
+      'ledger: transfer %s resolves or reverses a transfer that does not exist', bad.idempotency_key);
   END IF;
 
   -- Nothing may be dated inside a closed month.
