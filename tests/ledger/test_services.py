@@ -11,7 +11,7 @@ from ledger import selectors, services
 from ledger.models import Account, AccountKind, Phase, Transfer
 from ledger.services import TransferRequest
 from tests.factories import UserFactory
-from tests.ledger.helpers import DAY, balances, next_key, open_account, post, reserve
+from tests.ledger.helpers import DAY, balances, open_account, post, reserve
 
 pytestmark = pytest.mark.django_db
 
