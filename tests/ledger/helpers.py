@@ -39,3 +39,17 @@ def reserve(debit: Account, credit: Account, amount: int, code: str = "commitmen
 def balances(*accounts: Account) -> list[int]:
     """Posted balances, each on its normal side, freshly read from the counters."""
     return [Account.objects.get(pk=a.pk).posted_balance for a in accounts]
+
+
+def database_url() -> str:
+    """A URL for the database this test runs on, for child processes."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    host = s["HOST"] or s.get("OPTIONS", {}).get("host", "")
+    auth = quote(s["USER"] or "") + (":" + quote(s["PASSWORD"]) if s["PASSWORD"] else "")
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{s['NAME']}?host={quote(host)}" + (f"&port={s['PORT']}" if s["PORT"] else "")
+    return f"postgresql://{auth}@{host}:{s['PORT'] or 5432}/{s['NAME']}"

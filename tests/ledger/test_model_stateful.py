@@ -10,7 +10,14 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from ledger import exceptions as errors
 from ledger import services
@@ -87,13 +94,23 @@ class LedgerMachine(RuleBasedStateMachine):
             return None
         return call()
 
-    @rule(debit=st.integers(0, 3), credit=st.integers(0, 3), amount=st.integers(1, 5_000), month=st.integers(1, 12),
-          pending=st.booleans())
+    @rule(
+        debit=st.integers(0, 3),
+        credit=st.integers(0, 3),
+        amount=st.integers(1, 5_000),
+        month=st.integers(1, 12),
+        pending=st.booleans(),
+    )
     def transfer(self, debit, credit, amount, month, pending):
         key = self.key()
-        kwargs = {"key": key, "debit_account_id": self.model[debit].account.pk,
-                  "credit_account_id": self.model[credit].account.pk, "amount": amount, "code": "model",
-                  "effective_date": datetime.date(YEAR, month, 1)}
+        kwargs = {
+            "key": key,
+            "debit_account_id": self.model[debit].account.pk,
+            "credit_account_id": self.model[credit].account.pk,
+            "amount": amount,
+            "code": "model",
+            "effective_date": datetime.date(YEAR, month, 1),
+        }
         call = (lambda: services.transfer_reserve(**kwargs)) if pending else (lambda: services.transfer_post(**kwargs))
         side = ("dpend", "cpend") if pending else ("dpost", "cpost")
         if debit == credit:
@@ -181,7 +198,10 @@ def test_ledger_matches_the_model_over_ten_thousand_steps():
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, derandomize=True,
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
