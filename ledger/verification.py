@@ -6,7 +6,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 
-from django.db import connection
+from django.db import connection, transaction
 
 CHUNK = 1_000_000  # transfer ids per query: keeps memory flat and lets a progress bar move
 
@@ -45,39 +45,38 @@ def ledger_verify(*, on_progress: Callable[[int, int], None] | None = None) -> V
     """Runs in one REPEATABLE READ snapshot so postings made meanwhile cannot look like drift."""
     report = VerificationReport()
     counted: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    with connection.cursor() as cursor:
-        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            cursor.execute("SELECT COALESCE(max(id), 0) FROM ledger_transfer")
-            max_id = cursor.fetchone()[0]
-            for low in range(0, max_id, CHUNK):
-                cursor.execute(_CHUNK_SQL, {"low": low, "high": low + CHUNK})
-                for account_id, dpost, cpost, dpend, cpend, rows in cursor.fetchall():
-                    sums = counted[account_id]
-                    sums[0] += dpost
-                    sums[1] += cpost
-                    sums[2] += dpend
-                    sums[3] += cpend
-                    report.transfers += rows
-                if on_progress:
-                    on_progress(min(low + CHUNK, max_id), max_id)
-            cursor.execute(
-                "SELECT id, code, debits_posted, credits_posted, debits_pending, credits_pending FROM ledger_account"
-            )
-            for account_id, code, *stored in cursor.fetchall():
-                report.accounts += 1
-                expected = counted.get(account_id, [0, 0, 0, 0])
-                for name, want, have in zip(
-                    ("debits_posted", "credits_posted", "debits_pending", "credits_pending"),
-                    expected,
-                    stored,
-                    strict=True,
-                ):
-                    if want != have:
-                        report.drifted.append((code, name, want, have))
-                report.total_debits += stored[0]
-                report.total_credits += stored[1]
-        finally:
-            cursor.execute("COMMIT")
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if own_transaction:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute("SELECT COALESCE(max(id), 0) FROM ledger_transfer")
+        max_id = cursor.fetchone()[0]
+        for low in range(0, max_id, CHUNK):
+            cursor.execute(_CHUNK_SQL, {"low": low, "high": low + CHUNK})
+            for account_id, dpost, cpost, dpend, cpend, rows in cursor.fetchall():
+                sums = counted[account_id]
+                sums[0] += dpost
+                sums[1] += cpost
+                sums[2] += dpend
+                sums[3] += cpend
+                report.transfers += rows
+            if on_progress:
+                on_progress(min(low + CHUNK, max_id), max_id)
+        cursor.execute(
+            "SELECT id, code, debits_posted, credits_posted, debits_pending, credits_pending FROM ledger_account"
+        )
+        for account_id, code, *stored in cursor.fetchall():
+            report.accounts += 1
+            expected = counted.get(account_id, [0, 0, 0, 0])
+            for name, want, have in zip(
+                ("debits_posted", "credits_posted", "debits_pending", "credits_pending"),
+                expected,
+                stored,
+                strict=True,
+            ):
+                if want != have:
+                    report.drifted.append((code, name, want, have))
+            report.total_debits += stored[0]
+            report.total_credits += stored[1]
     report.transfers //= 2  # each transfer was counted once per side
     return report
