@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from django.db import DatabaseError, connection, transaction
+import psycopg
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ledger import exceptions as errors
@@ -67,10 +68,23 @@ class TransferRequest:
         return tuple(getattr(self, name) for name in self.PAYLOAD_FIELDS)
 
 
-@dataclasses.dataclass(frozen=True)
 class TransferResult:
-    transfer: Transfer
-    replayed: bool
+    """A recorded transfer and whether it was a replay. The Transfer is built only when asked for:
+    batches of thousands rarely need the objects, and building them costs more than the insert."""
+
+    __slots__ = ("_row", "_transfer", "replayed")
+
+    def __init__(self, *, replayed: bool, transfer: Transfer | None = None, row: tuple | None = None):
+        self.replayed = replayed
+        self._transfer = transfer
+        self._row = row
+
+    @property
+    def transfer(self) -> Transfer:
+        if self._transfer is None:
+            pk, values = self._row
+            self._transfer = Transfer(id=pk, **dict(zip(_COLUMNS, values, strict=True)))
+        return self._transfer
 
 
 # --- Accounts -----------------------------------------------------------------------------------------
@@ -326,96 +340,80 @@ def _validate(request: TransferRequest) -> None:
         raise errors.InvalidTransfer(f"Unknown phase {request.phase}")
 
 
-_COLUMNS = (
-    "idempotency_key",
-    "phase",
-    "debit_account_id",
-    "credit_account_id",
-    "amount",
-    "currency",
-    "code",
-    "reference",
-    "description",
-    "pending_id",
-    "reverses_id",
-    "group_key",
-    "timeout_at",
-    "effective_date",
-    "recorded_at",
-    "acting_user_id",
-)
-_TYPES = (
-    "text",
-    "text",
-    "bigint",
-    "bigint",
-    "bigint",
-    "text",
-    "text",
-    "text",
-    "text",
-    "bigint",
-    "bigint",
-    "uuid",
-    "timestamptz",
+# Per-row columns, then the three that are the same for a whole statement (sent once, not as arrays).
+_ROW_COLUMNS = (
+    "idempotency_key", "phase", "debit_account_id", "credit_account_id", "amount", "currency", "code", "reference",
+    "description", "pending_id", "reverses_id", "timeout_at", "effective_date",
+)  # fmt: skip
+_ROW_TYPES = (
+    "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "text", "bigint", "bigint", "timestamptz",
     "date",
-    "timestamptz",
-    "bigint",
+)  # fmt: skip
+_SHARED_COLUMNS = ("group_key", "recorded_at", "acting_user_id")
+_COLUMNS = _ROW_COLUMNS + _SHARED_COLUMNS
+_INSERT_ONE_SQL = (
+    f"INSERT INTO ledger_transfer ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
 )
-_INSERT_SQL = (
+_INSERT_MANY_SQL = (
     f"INSERT INTO ledger_transfer ({', '.join(_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) "
+    f"SELECT rows.*, %s::uuid, %s::timestamptz, %s::bigint "
+    f"FROM unnest({', '.join(f'%s::{t}[]' for t in _ROW_TYPES)}) AS rows "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
 )
 
 
 def _insert(requests: Sequence[TransferRequest], *, group_key, acting_user_id) -> list[TransferResult]:
-    recorded_at = timezone.now()
+    shared = (group_key, timezone.now(), acting_user_id)
     rows = [
         (
-            r.key,
-            r.phase,
-            r.debit_account_id,
-            r.credit_account_id,
-            r.amount,
-            r.currency,
-            r.code,
-            r.reference,
-            r.description,
-            r.pending_id,
-            r.reverses_id,
-            group_key,
-            r.timeout_at,
-            r.effective_date,
-            recorded_at,
-            acting_user_id,
+            r.key, r.phase, r.debit_account_id, r.credit_account_id, r.amount, r.currency, r.code, r.reference,
+            r.description, r.pending_id, r.reverses_id, r.timeout_at, r.effective_date,
         )
         for r in requests
-    ]
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    with transaction.atomic():
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(_INSERT_SQL, columns)
-                inserted = dict((key, pk) for pk, key in cursor.fetchall())
-        except DatabaseError as exc:
-            raise _translate(exc, requests) from exc
-        existing = {}
-        if len(inserted) < len(requests):
-            missing = [r.key for r in requests if r.key not in inserted]
-            existing = {t.idempotency_key: t for t in Transfer.objects.filter(idempotency_key__in=missing)}
-            for request in requests:
-                if request.key in existing and _payload(existing[request.key]) != request.payload():
-                    raise errors.IdempotencyConflict(errors.IDEMPOTENCY_CONFLICT.format(key=request.key))
+    ]  # fmt: skip
+    if len(rows) == 1 and not connection.in_atomic_block:
+        # One INSERT is atomic on its own: the hot path needs no BEGIN and COMMIT round trips.
+        inserted = _execute_insert(rows, shared, requests)
+        existing = _check_replays(requests, inserted)
+    else:
+        with transaction.atomic():
+            inserted = _execute_insert(rows, shared, requests)
+            existing = _check_replays(requests, inserted)
     results = []
     for request, row in zip(requests, rows, strict=True):
         if request.key in inserted:
-            transfer = Transfer(id=inserted[request.key], **dict(zip(_COLUMNS[1:], row[1:], strict=True)))
-            transfer.idempotency_key = request.key
-            results.append(TransferResult(transfer=transfer, replayed=False))
+            results.append(TransferResult(replayed=False, row=(inserted[request.key], row + shared)))
         else:
-            results.append(TransferResult(transfer=existing[request.key], replayed=True))
+            results.append(TransferResult(replayed=True, transfer=existing[request.key]))
     return results
+
+
+def _execute_insert(rows: list[tuple], shared: tuple, requests: Sequence[TransferRequest]) -> dict[str, int]:
+    """Runs on psycopg's own cursor so the statement is prepared once per connection and reused."""
+    connection.ensure_connection()
+    try:
+        with connection.connection.cursor() as cursor:
+            if len(rows) == 1:
+                cursor.execute(_INSERT_ONE_SQL, rows[0] + shared, prepare=True)
+            else:
+                columns = [list(column) for column in zip(*rows, strict=True)]
+                cursor.execute(_INSERT_MANY_SQL, [*shared, *columns], prepare=True)
+            return {key: pk for pk, key in cursor.fetchall()}
+    except psycopg.Error as exc:
+        raise _translate(exc, requests) from exc
+
+
+def _check_replays(requests: Sequence[TransferRequest], inserted: dict[str, int]) -> dict[str, Transfer]:
+    """Keys that were not inserted already exist: each must repeat its original payload exactly."""
+    if len(inserted) == len(requests):
+        return {}
+    missing = [r.key for r in requests if r.key not in inserted]
+    existing = {t.idempotency_key: t for t in Transfer.objects.filter(idempotency_key__in=missing)}
+    for request in requests:
+        if request.key in existing and _payload(existing[request.key]) != request.payload():
+            raise errors.IdempotencyConflict(errors.IDEMPOTENCY_CONFLICT.format(key=request.key))
+    return existing
 
 
 def _payload(transfer: Transfer) -> tuple:
@@ -430,10 +428,7 @@ def _with_retries(operation: Callable[[], T]) -> T:
         try:
             return operation()
         except errors.LedgerError as exc:
-            cause = exc.__cause__
-            if getattr(getattr(cause, "__cause__", None), "sqlstate", None) not in RETRYABLE_SQLSTATES:
-                raise
-            if attempt == MAX_RETRIES - 1:
+            if getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == MAX_RETRIES - 1:
                 raise
             time.sleep(0.005 * (2**attempt))
     raise AssertionError("unreachable")
@@ -445,8 +440,8 @@ _CONSTRAINT_ERRORS = {
 }
 
 
-def _translate(exc: DatabaseError, requests: Sequence[TransferRequest]) -> errors.LedgerError:
-    cause = exc.__cause__
+def _translate(exc: psycopg.Error, requests: Sequence[TransferRequest]) -> errors.LedgerError:
+    cause = exc
     sqlstate = getattr(cause, "sqlstate", None)
     diag = getattr(cause, "diag", None)
     message = getattr(diag, "message_primary", None) or str(exc)
