@@ -12,7 +12,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -58,12 +57,22 @@ def bench_single(count: int) -> dict:
     started = time.perf_counter()
     for index in range(count):
         t0 = time.perf_counter()
-        services.transfer_post(key=f"{hot.code}-{index}", debit_account_id=hot.pk, credit_account_id=funding.pk,
-                               amount=100, code="bench", effective_date=day)
+        services.transfer_post(
+            key=f"{hot.code}-{index}",
+            debit_account_id=hot.pk,
+            credit_account_id=funding.pk,
+            amount=100,
+            code="bench",
+            effective_date=day,
+        )
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
-    return {"transfers": count, "per_second": count / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000}
+    return {
+        "transfers": count,
+        "per_second": count / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
 
 
 def _hot_worker(args) -> tuple[int, int, list[float]]:
@@ -81,8 +90,14 @@ def _hot_worker(args) -> tuple[int, int, list[float]]:
     for index in range(count):
         t0 = time.perf_counter()
         try:
-            services.transfer_post(key=f"hot-{hot_id}-{worker}-{index}", debit_account_id=spend_id,
-                                   credit_account_id=hot_id, amount=1, code="bench", effective_date=day)
+            services.transfer_post(
+                key=f"hot-{hot_id}-{worker}-{index}",
+                debit_account_id=spend_id,
+                credit_account_id=hot_id,
+                amount=1,
+                code="bench",
+                effective_date=day,
+            )
             done += 1
         except exceptions.InsufficientFunds:
             refused += 1
@@ -99,8 +114,14 @@ def bench_hot_account(workers: int, per_worker: int, url: str) -> dict:
     from ledger.models import Account
 
     funding, hot, spend = fresh_accounts(f"hot-{time.time_ns()}", hot_limit=True)
-    services.transfer_post(key=f"{hot.code}-fund", debit_account_id=hot.pk, credit_account_id=funding.pk,
-                           amount=workers * per_worker, code="bench", effective_date=datetime.date(2026, 10, 1))
+    services.transfer_post(
+        key=f"{hot.code}-fund",
+        debit_account_id=hot.pk,
+        credit_account_id=funding.pk,
+        amount=workers * per_worker,
+        code="bench",
+        effective_date=datetime.date(2026, 10, 1),
+    )
     connections.close_all()
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -110,9 +131,15 @@ def bench_hot_account(workers: int, per_worker: int, url: str) -> dict:
     latencies = [latency for r in results for latency in r[2]]
     hot = Account.objects.get(pk=hot.pk)
     lost_updates = (hot.credits_posted - done) != 0
-    return {"workers": workers, "transfers": done, "refused": sum(r[1] for r in results),
-            "per_second": done / elapsed, "p99_ms": percentile(latencies, 0.99) * 1000,
-            "lost_updates": lost_updates, "hot_balance_left": hot.posted_balance}
+    return {
+        "workers": workers,
+        "transfers": done,
+        "refused": sum(r[1] for r in results),
+        "per_second": done / elapsed,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "lost_updates": lost_updates,
+        "hot_balance_left": hot.posted_balance,
+    }
 
 
 def bench_batch(batches: int, size: int) -> dict:
@@ -126,8 +153,14 @@ def bench_batch(batches: int, size: int) -> dict:
     started = time.perf_counter()
     for batch in range(batches):
         requests = [
-            services.TransferRequest(key=f"{hot.code}-{batch}-{i}", debit_account_id=accounts[i % 50],
-                                     credit_account_id=funding.pk, amount=100 + i, code="bench", effective_date=day)
+            services.TransferRequest(
+                key=f"{hot.code}-{batch}-{i}",
+                debit_account_id=accounts[i % 50],
+                credit_account_id=funding.pk,
+                amount=100 + i,
+                code="bench",
+                effective_date=day,
+            )
             for i in range(size)
         ]
         services.transfers_record(requests)
@@ -168,8 +201,13 @@ def bench_balance_read(transfers: int, reads: int = 10_000) -> dict:
         t0 = time.perf_counter()
         balance = Account.objects.get(pk=hot.pk).posted_balance
         latencies.append(time.perf_counter() - t0)
-    return {"transfers_on_account": transfers, "load_seconds": load_seconds, "balance": balance,
-            "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}
+    return {
+        "transfers_on_account": transfers,
+        "load_seconds": load_seconds,
+        "balance": balance,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
 
 
 def bench_verify(target_transfers: int) -> dict:
@@ -220,15 +258,31 @@ def main() -> int:
 
     s, h, b, r, v = (results[k] for k in ("single", "hot_account", "batch", "balance_read", "verify"))
     rows = [
-        ("single transfer via services", f"{s['per_second']:,.0f}/s, p99 {s['p99_ms']:.2f} ms",
-         "≥ 1,200/s, p99 ≤ 5 ms", s["per_second"] >= 1200 and s["p99_ms"] <= 5),
-        ("4 workers, one hot account", f"{h['per_second']:,.0f}/s, lost updates: {h['lost_updates']}",
-         "≥ 500/s, none lost", h["per_second"] >= 500 and not h["lost_updates"]),
+        (
+            "single transfer via services",
+            f"{s['per_second']:,.0f}/s, p99 {s['p99_ms']:.2f} ms",
+            "≥ 1,200/s, p99 ≤ 5 ms",
+            s["per_second"] >= 1200 and s["p99_ms"] <= 5,
+        ),
+        (
+            "4 workers, one hot account",
+            f"{h['per_second']:,.0f}/s, lost updates: {h['lost_updates']}",
+            "≥ 500/s, none lost",
+            h["per_second"] >= 500 and not h["lost_updates"],
+        ),
         ("batch of 1,000 per transaction", f"{b['per_second']:,.0f}/s", "≥ 25,000/s", b["per_second"] >= 25_000),
-        (f"balance read, {r['transfers_on_account']:,} transfers", f"p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms",
-         "p99 ≤ 1 ms", r["p99_ms"] <= 1),
-        (f"ledger_verify, {v['transfers']:,} transfers", f"{v['seconds']:.1f} s (ok: {v['ok']})", "≤ 60 s",
-         v["seconds"] <= 60 and v["ok"]),
+        (
+            f"balance read, {r['transfers_on_account']:,} transfers",
+            f"p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms",
+            "p99 ≤ 1 ms",
+            r["p99_ms"] <= 1,
+        ),
+        (
+            f"ledger_verify, {v['transfers']:,} transfers",
+            f"{v['seconds']:.1f} s (ok: {v['ok']})",
+            "≤ 60 s",
+            v["seconds"] <= 60 and v["ok"],
+        ),
     ]
     width = max(len(row[0]) for row in rows)
     print(f"\n| {'what':<{width}} | measured | target | met |\n|{'-' * (width + 2)}|---|---|---|")

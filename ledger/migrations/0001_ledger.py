@@ -11,7 +11,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -20,159 +19,369 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ClosedPeriod',
+            name="ClosedPeriod",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text='First day of the month', unique=True)),
-                ('closed_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("month", models.DateField(help_text="First day of the month", unique=True)),
+                ("closed_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],
             options={
-                'ordering': ['month'],
+                "ordering": ["month"],
             },
         ),
         migrations.CreateModel(
-            name='Transfer',
+            name="Transfer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('idempotency_key', models.CharField(help_text='Client-supplied; unique forever', max_length=200, unique=True)),
-                ('phase', models.CharField(choices=[('posted', 'Posted'), ('pending', 'Pending'), ('post_pending', 'Pending posted'), ('void_pending', 'Pending voided'), ('expire_pending', 'Pending expired')], default='posted', max_length=16)),
-                ('amount', models.BigIntegerField(help_text='Pence, > 0')),
-                ('currency', models.CharField(default='GBP', max_length=3)),
-                ('code', models.CharField(help_text='What kind of movement, e.g. instalment, invoice_payment', max_length=40)),
-                ('reference', models.CharField(blank=True, help_text='Opaque, e.g. plan-line:7', max_length=200)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('group_key', models.UUIDField(blank=True, help_text='Linked transfers share this', null=True)),
-                ('timeout_at', models.DateTimeField(blank=True, help_text='When an unresolved pending transfer expires', null=True)),
-                ('effective_date', models.DateField()),
-                ('recorded_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), default=django.utils.timezone.now, editable=False)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "idempotency_key",
+                    models.CharField(help_text="Client-supplied; unique forever", max_length=200, unique=True),
+                ),
+                (
+                    "phase",
+                    models.CharField(
+                        choices=[
+                            ("posted", "Posted"),
+                            ("pending", "Pending"),
+                            ("post_pending", "Pending posted"),
+                            ("void_pending", "Pending voided"),
+                            ("expire_pending", "Pending expired"),
+                        ],
+                        default="posted",
+                        max_length=16,
+                    ),
+                ),
+                ("amount", models.BigIntegerField(help_text="Pence, > 0")),
+                ("currency", models.CharField(default="GBP", max_length=3)),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="What kind of movement, e.g. instalment, invoice_payment", max_length=40
+                    ),
+                ),
+                ("reference", models.CharField(blank=True, help_text="Opaque, e.g. plan-line:7", max_length=200)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("group_key", models.UUIDField(blank=True, help_text="Linked transfers share this", null=True)),
+                (
+                    "timeout_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When an unresolved pending transfer expires", null=True
+                    ),
+                ),
+                ("effective_date", models.DateField()),
+                (
+                    "recorded_at",
+                    models.DateTimeField(
+                        db_default=django.db.models.functions.datetime.Now(),
+                        default=django.utils.timezone.now,
+                        editable=False,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(help_text='Stable, unique, e.g. budget:42:dp-cash', max_length=120, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('asset', 'Asset'), ('liability', 'Liability'), ('income', 'Income'), ('expense', 'Expense'), ('equity', 'Equity')], max_length=10)),
-                ('currency', models.CharField(default='GBP', max_length=3)),
-                ('owner_ref', models.CharField(blank=True, db_index=True, help_text='Opaque owner, e.g. budget:42', max_length=120)),
-                ('debits_must_not_exceed_credits', models.BooleanField(default=False)),
-                ('credits_must_not_exceed_debits', models.BooleanField(default=False)),
-                ('closed', models.BooleanField(default=False, help_text='A closed account accepts no new transfers')),
-                ('debits_pending', models.BigIntegerField(default=0, editable=False)),
-                ('debits_posted', models.BigIntegerField(default=0, editable=False)),
-                ('credits_pending', models.BigIntegerField(default=0, editable=False)),
-                ('credits_posted', models.BigIntegerField(default=0, editable=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "code",
+                    models.CharField(help_text="Stable, unique, e.g. budget:42:dp-cash", max_length=120, unique=True),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("asset", "Asset"),
+                            ("liability", "Liability"),
+                            ("income", "Income"),
+                            ("expense", "Expense"),
+                            ("equity", "Equity"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("currency", models.CharField(default="GBP", max_length=3)),
+                (
+                    "owner_ref",
+                    models.CharField(
+                        blank=True, db_index=True, help_text="Opaque owner, e.g. budget:42", max_length=120
+                    ),
+                ),
+                ("debits_must_not_exceed_credits", models.BooleanField(default=False)),
+                ("credits_must_not_exceed_debits", models.BooleanField(default=False)),
+                ("closed", models.BooleanField(default=False, help_text="A closed account accepts no new transfers")),
+                ("debits_pending", models.BigIntegerField(default=0, editable=False)),
+                ("debits_posted", models.BigIntegerField(default=0, editable=False)),
+                ("credits_pending", models.BigIntegerField(default=0, editable=False)),
+                ("credits_posted", models.BigIntegerField(default=0, editable=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
             ],
             options={
-                'ordering': ['code'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('currency__regex', '^[A-Z]{3}$')), name='account_currency_iso'), models.CheckConstraint(condition=models.Q(('credits_pending__gte', 0), ('credits_posted__gte', 0), ('debits_pending__gte', 0), ('debits_posted__gte', 0)), name='account_counters_not_negative'), models.CheckConstraint(condition=models.Q(('credits_must_not_exceed_debits', True), ('debits_must_not_exceed_credits', True), _negated=True), name='account_one_limit_flag'), models.CheckConstraint(condition=models.Q(('debits_must_not_exceed_credits', False), ('debits_posted__lte', django.db.models.expressions.CombinedExpression(models.F('credits_posted'), '-', models.F('debits_pending'))), _connector='OR'), name='account_debits_within_credits'), models.CheckConstraint(condition=models.Q(('credits_must_not_exceed_debits', False), ('credits_posted__lte', django.db.models.expressions.CombinedExpression(models.F('debits_posted'), '-', models.F('credits_pending'))), _connector='OR'), name='account_credits_within_debits')],
+                "ordering": ["code"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("currency__regex", "^[A-Z]{3}$")), name="account_currency_iso"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("credits_pending__gte", 0),
+                            ("credits_posted__gte", 0),
+                            ("debits_pending__gte", 0),
+                            ("debits_posted__gte", 0),
+                        ),
+                        name="account_counters_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("credits_must_not_exceed_debits", True),
+                            ("debits_must_not_exceed_credits", True),
+                            _negated=True,
+                        ),
+                        name="account_one_limit_flag",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("debits_must_not_exceed_credits", False),
+                            (
+                                "debits_posted__lte",
+                                django.db.models.expressions.CombinedExpression(
+                                    models.F("credits_posted"), "-", models.F("debits_pending")
+                                ),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="account_debits_within_credits",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("credits_must_not_exceed_debits", False),
+                            (
+                                "credits_posted__lte",
+                                django.db.models.expressions.CombinedExpression(
+                                    models.F("debits_posted"), "-", models.F("credits_pending")
+                                ),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="account_credits_within_debits",
+                    ),
+                ],
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='account',
-            trigger=pgtrigger.compiler.Trigger(name='account_no_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;", hash='9881ed4269e01cd6accfefa42e3293ab6a6a35e6', operation='DELETE', pgid='pgtrigger_account_no_delete_f1099', table='ledger_account', when='BEFORE')),
+            model_name="account",
+            trigger=pgtrigger.compiler.Trigger(
+                name="account_no_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;",
+                    hash="9881ed4269e01cd6accfefa42e3293ab6a6a35e6",
+                    operation="DELETE",
+                    pgid="pgtrigger_account_no_delete_f1099",
+                    table="ledger_account",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='account',
-            trigger=pgtrigger.compiler.Trigger(name='account_identity_fixed', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD."code" IS DISTINCT FROM (NEW."code") OR OLD."kind" IS DISTINCT FROM (NEW."kind") OR OLD."currency" IS DISTINCT FROM (NEW."currency"))', func="RAISE EXCEPTION 'pgtrigger: Cannot update rows from % table', TG_TABLE_NAME;", hash='0b0d17bbf84ab47c1fa671d4e0f1bbec9b15e18b', operation='UPDATE', pgid='pgtrigger_account_identity_fixed_1ecd2', table='ledger_account', when='BEFORE')),
+            model_name="account",
+            trigger=pgtrigger.compiler.Trigger(
+                name="account_identity_fixed",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition='WHEN (OLD."code" IS DISTINCT FROM (NEW."code") OR OLD."kind" IS DISTINCT FROM (NEW."kind") OR OLD."currency" IS DISTINCT FROM (NEW."currency"))',
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update rows from % table', TG_TABLE_NAME;",
+                    hash="0b0d17bbf84ab47c1fa671d4e0f1bbec9b15e18b",
+                    operation="UPDATE",
+                    pgid="pgtrigger_account_identity_fixed_1ecd2",
+                    table="ledger_account",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddField(
-            model_name='closedperiod',
-            name='closed_by',
+            model_name="closedperiod",
+            name="closed_by",
             field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name='transfer',
-            name='acting_user',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
+            model_name="transfer",
+            name="acting_user",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='transfer',
-            name='credit_account',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='credit_transfers', to='ledger.account'),
+            model_name="transfer",
+            name="credit_account",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="credit_transfers",
+                to="ledger.account",
+            ),
         ),
         migrations.AddField(
-            model_name='transfer',
-            name='debit_account',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='debit_transfers', to='ledger.account'),
+            model_name="transfer",
+            name="debit_account",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="debit_transfers",
+                to="ledger.account",
+            ),
         ),
         migrations.AddField(
-            model_name='transfer',
-            name='pending',
-            field=models.ForeignKey(blank=True, help_text='For post, void and expire: the pending transfer resolved', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resolutions', to='ledger.transfer'),
+            model_name="transfer",
+            name="pending",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="For post, void and expire: the pending transfer resolved",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="resolutions",
+                to="ledger.transfer",
+            ),
         ),
         migrations.AddField(
-            model_name='transfer',
-            name='reverses',
-            field=models.ForeignKey(blank=True, help_text='The posted transfer this one reverses', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversals', to='ledger.transfer'),
+            model_name="transfer",
+            name="reverses",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The posted transfer this one reverses",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="reversals",
+                to="ledger.transfer",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='closedperiod',
-            constraint=models.CheckConstraint(condition=models.Q(('month__day', 1)), name='closed_period_first_of_month'),
+            model_name="closedperiod",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("month__day", 1)), name="closed_period_first_of_month"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='closedperiod',
-            trigger=pgtrigger.compiler.Trigger(name='closed_period_permanent', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='875d341511de0372222cd7d68f8462da5032d217', operation='UPDATE OR DELETE', pgid='pgtrigger_closed_period_permanent_637ec', table='ledger_closedperiod', when='BEFORE')),
+            model_name="closedperiod",
+            trigger=pgtrigger.compiler.Trigger(
+                name="closed_period_permanent",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="875d341511de0372222cd7d68f8462da5032d217",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_closed_period_permanent_637ec",
+                    table="ledger_closedperiod",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddIndex(
-            model_name='transfer',
-            index=models.Index(fields=['debit_account', 'effective_date', 'id'], name='transfer_debit_date'),
+            model_name="transfer",
+            index=models.Index(fields=["debit_account", "effective_date", "id"], name="transfer_debit_date"),
         ),
         migrations.AddIndex(
-            model_name='transfer',
-            index=models.Index(fields=['credit_account', 'effective_date', 'id'], name='transfer_credit_date'),
+            model_name="transfer",
+            index=models.Index(fields=["credit_account", "effective_date", "id"], name="transfer_credit_date"),
         ),
         migrations.AddIndex(
-            model_name='transfer',
-            index=models.Index(condition=models.Q(('phase', 'pending')), fields=['timeout_at'], name='transfer_pending_timeout'),
+            model_name="transfer",
+            index=models.Index(
+                condition=models.Q(("phase", "pending")), fields=["timeout_at"], name="transfer_pending_timeout"
+            ),
         ),
         migrations.AddIndex(
-            model_name='transfer',
-            index=models.Index(condition=models.Q(('reference', ''), _negated=True), fields=['reference'], name='transfer_reference'),
+            model_name="transfer",
+            index=models.Index(
+                condition=models.Q(("reference", ""), _negated=True), fields=["reference"], name="transfer_reference"
+            ),
         ),
         migrations.AddIndex(
-            model_name='transfer',
-            index=models.Index(condition=models.Q(('group_key__isnull', False)), fields=['group_key'], name='transfer_group'),
+            model_name="transfer",
+            index=models.Index(
+                condition=models.Q(("group_key__isnull", False)), fields=["group_key"], name="transfer_group"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='transfer_amount_positive'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(condition=models.Q(("amount__gt", 0)), name="transfer_amount_positive"),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('debit_account', models.F('credit_account')), _negated=True), name='transfer_distinct_accounts'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("debit_account", models.F("credit_account")), _negated=True),
+                name="transfer_distinct_accounts",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('currency__regex', '^[A-Z]{3}$')), name='transfer_currency_iso'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("currency__regex", "^[A-Z]{3}$")), name="transfer_currency_iso"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('pending__isnull', False), ('phase__in', ('post_pending', 'void_pending', 'expire_pending'))), models.Q(models.Q(('phase__in', ('post_pending', 'void_pending', 'expire_pending')), _negated=True), ('pending__isnull', True)), _connector='OR'), name='transfer_pending_only_when_resolving'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("pending__isnull", False), ("phase__in", ("post_pending", "void_pending", "expire_pending"))
+                    ),
+                    models.Q(
+                        models.Q(("phase__in", ("post_pending", "void_pending", "expire_pending")), _negated=True),
+                        ("pending__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="transfer_pending_only_when_resolving",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('phase', 'pending'), ('timeout_at__isnull', True), _connector='OR'), name='transfer_timeout_only_pending'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("phase", "pending"), ("timeout_at__isnull", True), _connector="OR"),
+                name="transfer_timeout_only_pending",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.CheckConstraint(condition=models.Q(('reverses__isnull', True), ('phase', 'posted'), _connector='OR'), name='transfer_reversal_is_posted'),
+            model_name="transfer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("reverses__isnull", True), ("phase", "posted"), _connector="OR"),
+                name="transfer_reversal_is_posted",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.UniqueConstraint(condition=models.Q(('pending__isnull', False)), fields=('pending',), name='transfer_pending_resolved_once'),
+            model_name="transfer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("pending__isnull", False)),
+                fields=("pending",),
+                name="transfer_pending_resolved_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transfer',
-            constraint=models.UniqueConstraint(condition=models.Q(('reverses__isnull', False)), fields=('reverses',), name='transfer_reversed_once'),
+            model_name="transfer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("reverses__isnull", False)), fields=("reverses",), name="transfer_reversed_once"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='transfer',
-            trigger=pgtrigger.compiler.Trigger(name='transfer_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='bb96053e978ae9b7559b21ed91806365d24a021e', operation='UPDATE OR DELETE', pgid='pgtrigger_transfer_append_only_40418', table='ledger_transfer', when='BEFORE')),
+            model_name="transfer",
+            trigger=pgtrigger.compiler.Trigger(
+                name="transfer_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="bb96053e978ae9b7559b21ed91806365d24a021e",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_transfer_append_only_40418",
+                    table="ledger_transfer",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]

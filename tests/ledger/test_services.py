@@ -236,3 +236,47 @@ def test_transfers_record_the_acting_user(accounts):
     transfer = post(spend, cash, 10, acting_user=officer)
     assert Transfer.objects.get(pk=transfer.pk).acting_user_id == officer.pk
     assert Transfer.objects.filter(Q(acting_user=officer)).count() == 1
+
+
+class _FakeDatabaseError(Exception):
+    def __init__(self, sqlstate):
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("sqlstate", "calls"), [("40P01", 3), ("40001", 3)])
+def test_deadlocks_and_serialization_failures_are_retried_a_bounded_number_of_times(sqlstate, calls, monkeypatch):
+    monkeypatch.setattr(services.connection, "in_atomic_block", False)
+    monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < calls:
+            raise errors.LedgerError("busy") from _FakeDatabaseError(sqlstate)
+        return "done"
+
+    assert services._with_retries(flaky) == "done"
+    assert len(attempts) == calls
+
+    attempts.clear()
+
+    def always_busy():
+        attempts.append(1)
+        raise errors.LedgerError("busy") from _FakeDatabaseError(sqlstate)
+
+    with pytest.raises(errors.LedgerError):
+        services._with_retries(always_busy)
+    assert len(attempts) == services.MAX_RETRIES
+
+
+def test_other_errors_are_not_retried(monkeypatch):
+    monkeypatch.setattr(services.connection, "in_atomic_block", False)
+    attempts = []
+
+    def refused():
+        attempts.append(1)
+        raise errors.InsufficientFunds("no") from _FakeDatabaseError("23514")
+
+    with pytest.raises(errors.InsufficientFunds):
+        services._with_retries(refused)
+    assert attempts == [1]
