@@ -38,6 +38,12 @@ for role in Role:
 
 rules.add_perm("accounts.manage_users", is_administrator)
 
+# The provider directory: everyone who plans, approves or pays for support.
+rules.add_perm(
+    "providers.view_directory",
+    is_care_broker | is_care_coordinator | is_icb_approver | is_finance | is_auditor | is_administrator,
+)
+
 # The ledger's finance pages and API: finance staff use them, auditors read them.
 rules.add_perm("ledger.view_account", is_finance | is_auditor)
 rules.add_perm("ledger.add_transfer", is_finance)

@@ -76,7 +76,7 @@ def bench_single(count: int) -> dict:
 
 
 def _hot_worker(args) -> tuple[int, int, list[float]]:
-    url, worker, count, hot_id, spend_id = args
+    _url, worker, count, hot_id, spend_id = args
     from django.db import connections
 
     connections.close_all()

@@ -17,6 +17,7 @@ def url(viewname: str, *args, **kwargs) -> str:
 
 # Header navigation: (permission, url name, label). Each app adds its pages here as they arrive.
 NAVIGATION = [
+    ("providers.view_directory", "providers:directory", "Providers"),
     ("ledger.view_account", "ledger:accounts", "Accounts"),
     ("ledger.view_account", "ledger:trial-balance", "Trial balance"),
 ]

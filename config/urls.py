@@ -22,6 +22,7 @@ urlpatterns = [
     path("accessibility/", static_page("pages/accessibility.jinja"), name="accessibility"),
     path("privacy/", static_page("pages/privacy.jinja"), name="privacy"),
     path("", include("accounts.urls")),
+    path("directory/", include("providers.urls")),
     path("finance/ledger/", include("ledger.urls")),
     path("api/ledger/", include((ledger_urls.api_urlpatterns, "ledger-api"))),
     path("admin/", admin.site.urls),
