@@ -420,9 +420,14 @@ def _payload(transfer: Transfer) -> tuple:
     return tuple(getattr(transfer, name) for name in TransferRequest.PAYLOAD_FIELDS)
 
 
+def _owns_transaction() -> bool:
+    """Inside a caller's atomic block a retry would replay only part of its work, so we never retry there."""
+    return not connection.in_atomic_block
+
+
 def _with_retries(operation: Callable[[], T]) -> T:
     """Retry serialization failures and deadlocks, but only when we own the transaction."""
-    if connection.in_atomic_block:
+    if not _owns_transaction():
         return operation()
     for attempt in range(MAX_RETRIES):
         try:

@@ -245,7 +245,7 @@ class _FakeDatabaseError(Exception):
 
 @pytest.mark.parametrize(("sqlstate", "calls"), [("40P01", 3), ("40001", 3)])
 def test_deadlocks_and_serialization_failures_are_retried_a_bounded_number_of_times(sqlstate, calls, monkeypatch):
-    monkeypatch.setattr(services.connection, "in_atomic_block", False)
+    monkeypatch.setattr(services, "_owns_transaction", lambda: True)
     monkeypatch.setattr(services.time, "sleep", lambda seconds: None)
     attempts = []
 
@@ -270,7 +270,7 @@ def test_deadlocks_and_serialization_failures_are_retried_a_bounded_number_of_ti
 
 
 def test_other_errors_are_not_retried(monkeypatch):
-    monkeypatch.setattr(services.connection, "in_atomic_block", False)
+    monkeypatch.setattr(services, "_owns_transaction", lambda: True)
     attempts = []
 
     def refused():
