@@ -27,7 +27,7 @@ from tests.factories import UserFactory
 pytestmark = [pytest.mark.django_db, pytest.mark.dblevel]
 
 YEAR = 2031
-EXAMPLES, STEPS = 110, 100
+EXAMPLES, STEPS = 60, 100
 steps_run = {"count": 0}
 
 # (kind, flag) for the four accounts every example starts with.
@@ -193,16 +193,21 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 def test_ledger_matches_the_model_over_ten_thousand_steps():
+    """Rounds of examples until at least 10,000 steps have run (how many steps an example takes varies)."""
     LedgerMachine.user = UserFactory()
     steps_run["count"] = 0
-    run_state_machine_as_test(
-        LedgerMachine,
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            derandomize=True,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
-    assert steps_run["count"] >= 10_000, steps_run
+    rounds = 0
+    while steps_run["count"] < 10_000:
+        rounds += 1
+        run_state_machine_as_test(
+            LedgerMachine,
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+        assert rounds < 5, steps_run
+    assert steps_run["count"] >= 10_000

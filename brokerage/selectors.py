@@ -1,0 +1,49 @@
+"""Reads, already scoped to what the user may see. Anything outside the scope is simply not found (404)."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+
+from accounts.roles import Role
+from brokerage.models import CarePlan, Person, PlanStatus
+
+READER_ROLES = (Role.AUDITOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.ADMINISTRATOR)
+
+
+def people_visible_to(user) -> QuerySet[Person]:
+    if not user.is_authenticated:
+        return Person.objects.none()
+    if user.has_role(*READER_ROLES):
+        return Person.objects.all()
+    scope = Q(pk__in=[])
+    if user.has_role(Role.CARE_BROKER, Role.CARE_COORDINATOR):
+        scope |= Q(care_coordinator=user) | Q(assigned_staff=user)
+    if user.has_role(Role.ICB_APPROVER) and user.organisation_id:
+        scope |= Q(icb_id=user.organisation_id)
+    if user.has_role(Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
+        scope |= Q(user=user) | Q(representatives__user=user, representatives__active=True)
+    return Person.objects.filter(pk__in=Person.objects.filter(scope).values("pk"))
+
+
+def person_get(*, user, pk: int) -> Person:
+    return people_visible_to(user).select_related("icb", "local_authority", "care_coordinator").get(pk=pk)
+
+
+def plans_visible_to(user) -> QuerySet[CarePlan]:
+    return CarePlan.objects.filter(person__in=people_visible_to(user)).select_related("person", "author")
+
+
+def plan_get(*, user, pk: int) -> CarePlan:
+    return plans_visible_to(user).select_related("care_coordinator", "approved_by", "icb_signatory").get(pk=pk)
+
+
+def approval_queue(user) -> QuerySet[CarePlan]:
+    """Plans waiting for this approver: their ICB's, never their own."""
+    if not user.has_role(Role.ICB_APPROVER) or not user.organisation_id:
+        return CarePlan.objects.none()
+    return (
+        CarePlan.objects.filter(status=PlanStatus.SUBMITTED, person__icb_id=user.organisation_id)
+        .exclude(author=user)
+        .select_related("person", "author")
+        .order_by("updated_at")
+    )

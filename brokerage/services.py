@@ -1,0 +1,329 @@
+"""Every write to people and plans. Transitions check permission (has_transition_perm: calling the
+transition alone does not) and conditions, save with optimistic locking, and record a PlanEvent."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
+
+from brokerage import exceptions as errors
+from brokerage.models import (
+    CarePlan,
+    ConnectedPerson,
+    Need,
+    Outcome,
+    Person,
+    PlanEvent,
+    PlanLine,
+    PlanStatus,
+    Reconsideration,
+    Risk,
+)
+from brokerage.validation import plan_problems
+
+# The fields each builder section may set; anything else is refused.
+SECTION_FIELDS = {
+    "about": {"about_me"},
+    "budget": {"indicative_budget", "budget", "funding_icb", "funding_local_authority", "funding_contribution"},
+    "payments": {"payment_amount", "payment_frequency", "contingency_amount", "contingency_description"},
+    "coordination": {"care_coordinator", "health_monitor", "first_review_date", "notice_period_days"},
+}
+
+
+# --- People -------------------------------------------------------------------------------------------
+
+
+def person_create(*, acting_user, **fields) -> Person:
+    with transaction.atomic():
+        person = Person(**fields)
+        person.full_clean()
+        person.save()
+        person.assigned_staff.add(acting_user)
+    return person
+
+
+def connected_person_approve_necessity(
+    *, connection: ConnectedPerson, acting_user, reasons: str, approved_on: datetime.date | None = None
+) -> ConnectedPerson:
+    if not reasons.strip():
+        raise errors.ReasonsRequired(errors.REASONS_REQUIRED)
+    connection.necessity_approved_on = approved_on or timezone.localdate()
+    connection.necessity_approved_by = acting_user
+    connection.necessity_reasons = reasons
+    connection.save()
+    return connection
+
+
+# --- Building a plan ----------------------------------------------------------------------------------
+
+
+def plan_create(*, person: Person, acting_user) -> CarePlan:
+    """Start a draft plan: the person's first, or the next version of their latest (a variation)."""
+    with transaction.atomic():
+        latest = person.plans.select_for_update().order_by("-version").first()
+        if latest is not None and latest.status in (
+            PlanStatus.DRAFT,
+            PlanStatus.SUBMITTED,
+            PlanStatus.RETURNED,
+            PlanStatus.APPROVED,
+        ):
+            raise errors.TransitionRefused("This person already has a plan in progress")
+        plan = CarePlan.objects.create(
+            person=person,
+            author=acting_user,
+            version=(latest.version + 1) if latest else 1,
+            previous=latest,
+            care_coordinator=person.care_coordinator,
+            health_monitor=person.health_monitor,
+        )
+        if latest is not None:
+            _copy_contents(source=latest, target=plan)
+    return plan
+
+
+def _copy_contents(*, source: CarePlan, target: CarePlan) -> None:
+    """A variation starts as a copy of the plan it replaces; the old version is left exactly as it was."""
+    for name in (
+        "about_me",
+        "indicative_budget",
+        "budget",
+        "funding_icb",
+        "funding_local_authority",
+        "funding_contribution",
+        "payment_amount",
+        "payment_frequency",
+        "contingency_amount",
+        "contingency_description",
+        "notice_period_days",
+        "care_coordinator",
+        "health_monitor",
+        "first_review_date",
+    ):
+        setattr(target, name, getattr(source, name))
+    target.save()
+    needs = {need.pk: Need.objects.create(plan=target, description=need.description) for need in source.needs.all()}
+    for outcome in source.outcomes.prefetch_related("needs", "lines"):
+        copy = Outcome.objects.create(plan=target, description=outcome.description)
+        copy.needs.set([needs[need.pk] for need in outcome.needs.all()])
+        for line in outcome.lines.all():
+            line.pk = None
+            line.plan = target
+            line.outcome = copy
+            line.save()
+    for risk in source.risks.all():
+        Risk.objects.create(plan=target, risk=risk.risk, mitigation=risk.mitigation)
+
+
+def _require_draft(plan: CarePlan, acting_user) -> None:
+    if not acting_user.has_perm("brokerage.change_careplan", plan):
+        raise errors.TransitionRefused(errors.NOT_ALLOWED.format(action="change"))
+    if not plan.is_editable:
+        raise errors.PlanNotEditable(errors.NOT_EDITABLE.format(status=plan.get_status_display().lower()))
+
+
+def plan_update(*, plan: CarePlan, acting_user, section: str, **fields) -> CarePlan:
+    _require_draft(plan, acting_user)
+    unknown = set(fields) - SECTION_FIELDS[section]
+    if unknown:
+        raise ValueError(f"{section} cannot set {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(plan, name, value)
+    plan.save()
+    return plan
+
+
+def need_add(*, plan: CarePlan, acting_user, description: str) -> Need:
+    _require_draft(plan, acting_user)
+    return Need.objects.create(plan=plan, description=description)
+
+
+def outcome_add(*, plan: CarePlan, acting_user, description: str, needs: list[Need]) -> Outcome:
+    _require_draft(plan, acting_user)
+    outcome = Outcome.objects.create(plan=plan, description=description)
+    outcome.needs.set([need for need in needs if need.plan_id == plan.pk])
+    return outcome
+
+
+def line_add(
+    *,
+    plan: CarePlan,
+    acting_user,
+    description: str,
+    category,
+    outcome: Outcome,
+    management_type: str,
+    frequency: str,
+    quantity: Decimal,
+    unit_cost,
+    service=None,
+    provider=None,
+    third_party_holder=None,
+) -> PlanLine:
+    _require_draft(plan, acting_user)
+    if outcome.plan_id != plan.pk:
+        raise errors.TransitionRefused("Choose an outcome from this plan")
+    return PlanLine.objects.create(
+        plan=plan,
+        description=description,
+        category=category,
+        outcome=outcome,
+        management_type=management_type,
+        frequency=frequency,
+        quantity=quantity,
+        unit_cost=unit_cost,
+        service=service,
+        provider=provider or (service.provider if service else None),
+        third_party_holder=third_party_holder,
+    )
+
+
+def risk_add(*, plan: CarePlan, acting_user, risk: str, mitigation: str) -> Risk:
+    _require_draft(plan, acting_user)
+    return Risk.objects.create(plan=plan, risk=risk, mitigation=mitigation)
+
+
+def plan_item_remove(*, plan: CarePlan, acting_user, item) -> None:
+    """Remove a need, outcome, line or risk from a draft (a draft is a working copy, not a record)."""
+    _require_draft(plan, acting_user)
+    if item.plan_id != plan.pk:
+        raise errors.TransitionRefused("That is not part of this plan")
+    if isinstance(item, Outcome) and item.lines.exists():
+        raise errors.TransitionRefused("Remove or move the support lines for this outcome first")
+    item.delete()
+
+
+# --- Transitions --------------------------------------------------------------------------------------
+
+ACTIONS = {
+    "submit": "submitted",
+    "return_to_broker": "returned",
+    "reopen": "reopened",
+    "approve": "approved",
+    "record_agreement": "agreed",
+    "start_setting_up": "set up",
+    "activate": "activated",
+    "start_review": "reviewed",
+    "finish_review": "reviewed",
+    "vary": "varied",
+    "suspend": "suspended",
+    "resume": "resumed",
+    "stop": "stopped",
+    "begin_final_audit": "audited",
+    "close": "closed",
+}
+
+
+def plan_transition(*, plan: CarePlan, name: str, acting_user, reasons: str = "", **changes) -> CarePlan:
+    """Move a plan one step, if this user may and its conditions hold; record who, when, from, to and why."""
+    method = getattr(plan, name)
+    transition = method._django_fsm.get_transition(plan.status)
+    if transition is None:
+        raise errors.TransitionRefused(
+            errors.NOT_NOW.format(status=plan.get_status_display().lower(), action=ACTIONS[name])
+        )
+    if not transition.has_perm(plan, acting_user):
+        raise errors.TransitionRefused(errors.NOT_ALLOWED.format(action=name.replace("_", " ")))
+    if not can_proceed(method):
+        problems = "; ".join(problem.message for problem in plan_problems(plan))
+        raise errors.TransitionRefused(errors.NOT_READY.format(problems=problems))
+    assert has_transition_perm(method, acting_user)  # the same checks, as django-fsm-2 itself makes them
+    from_status = plan.status
+    try:
+        with transaction.atomic():
+            for field, value in changes.items():
+                setattr(plan, field, value)
+            method()
+            plan.save()
+            PlanEvent.objects.create(
+                plan=plan,
+                transition=name,
+                from_status=from_status,
+                to_status=plan.status,
+                by=acting_user,
+                reasons=reasons,
+            )
+    except ConcurrentTransition as exc:
+        raise errors.PlanChangedMeanwhile(errors.CHANGED_MEANWHILE) from exc
+    return plan
+
+
+def plan_submit(*, plan: CarePlan, acting_user) -> CarePlan:
+    return plan_transition(plan=plan, name="submit", acting_user=acting_user)
+
+
+def plan_return(*, plan: CarePlan, acting_user, reasons: str) -> CarePlan:
+    if not reasons.strip():
+        raise errors.ReasonsRequired(errors.REASONS_REQUIRED)
+    return plan_transition(plan=plan, name="return_to_broker", acting_user=acting_user, reasons=reasons)
+
+
+def plan_reopen(*, plan: CarePlan, acting_user) -> CarePlan:
+    return plan_transition(plan=plan, name="reopen", acting_user=acting_user)
+
+
+def plan_approve(*, plan: CarePlan, acting_user, exception_reasons: str = "") -> CarePlan:
+    """Approve; an approver may record a sufficiency exception (rule 3) with reasons as they do."""
+    changes = {"approved_by": acting_user, "approved_at": timezone.now()}
+    if exception_reasons.strip():
+        changes.update(exception_reasons=exception_reasons, exception_by=acting_user)
+        plan.exception_reasons = exception_reasons  # so the readiness check sees it
+    return plan_transition(plan=plan, name="approve", acting_user=acting_user, reasons=exception_reasons, **changes)
+
+
+def plan_record_agreement(
+    *, plan: CarePlan, acting_user, agreed_by_name: str, agreed_on: datetime.date, icb_signatory
+) -> CarePlan:
+    """Rule 1: both sides agree. The person (or representative) and a named ICB signatory are recorded.
+    A variation's agreement replaces the version before it, which is kept, unchanged, as `varied`."""
+    if not agreed_by_name.strip():
+        raise errors.ReasonsRequired("Enter the name of the person or representative who agreed the plan")
+    if icb_signatory is None or not icb_signatory.has_perm("brokerage.approve_careplan", plan):
+        raise errors.TransitionRefused("Choose an ICB signatory who can approve this plan")
+    with transaction.atomic():
+        plan_transition(
+            plan=plan,
+            name="record_agreement",
+            acting_user=acting_user,
+            agreed_by_name=agreed_by_name,
+            agreed_on=agreed_on,
+            icb_signatory=icb_signatory,
+        )
+        previous = plan.previous
+        if previous is not None and previous.status in (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW):
+            plan_transition(
+                plan=previous, name="vary", acting_user=acting_user, reasons=f"Replaced by version {plan.version}"
+            )
+    return plan
+
+
+# --- Reconsideration (rule 5) ---------------------------------------------------------------------------
+
+
+def reconsideration_request(*, plan: CarePlan, acting_user, requested_by_name: str, reasons: str) -> Reconsideration:
+    if not reasons.strip() or not requested_by_name.strip():
+        raise errors.ReasonsRequired(errors.REASONS_REQUIRED)
+    return Reconsideration.objects.create(
+        plan=plan, requested_by_name=requested_by_name, reasons=reasons, recorded_by=acting_user
+    )
+
+
+def reconsideration_decide(*, request: Reconsideration, acting_user, decision: str, reasons: str) -> Reconsideration:
+    if not reasons.strip():
+        raise errors.ReasonsRequired(errors.REASONS_REQUIRED)
+    if not acting_user.has_perm("brokerage.approve_careplan", request.plan):
+        raise errors.TransitionRefused(errors.NOT_ALLOWED.format(action="decide a reconsideration of"))
+    request.decision = decision
+    request.decision_reasons = reasons
+    request.decided_by = acting_user
+    request.decided_at = timezone.now()
+    request.save()
+    return request
+
+
+def reconsideration_pending(plan: CarePlan) -> bool:
+    """Enforcement of a decision pauses while a reconsideration waits (rule 5)."""
+    return plan.reconsiderations.filter(decision="").exists()
