@@ -17,6 +17,8 @@ def url(viewname: str, *args, **kwargs) -> str:
 
 # Header navigation: (permission, url name, label). Each app adds its pages here as they arrive.
 NAVIGATION = [
+    ("brokerage.view_people", "brokerage:people", "People"),
+    ("brokerage.view_approval_queue", "brokerage:approvals", "Plans to approve"),
     ("providers.view_directory", "providers:directory", "Providers"),
     ("ledger.view_account", "ledger:accounts", "Accounts"),
     ("ledger.view_account", "ledger:trial-balance", "Trial balance"),

@@ -1,0 +1,291 @@
+"""Forms for the plan builder and decisions. Amounts are entered in pounds and stored as GBP Money."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from djmoney.money import Money
+
+from accounts.models import Organisation, OrganisationKind, User
+from accounts.roles import Role
+from brokerage.models import ManagementType, PaymentFrequency, ReconsiderationDecision
+from providers.models import Provider, Service, ServiceCategory
+
+MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
+
+
+def pounds(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label,
+        required=required,
+        min_value=Decimal("0"),
+        max_value=Decimal("10000000"),
+        decimal_places=2,
+        max_digits=12,
+        help_text=help_text,
+        error_messages={
+            "required": f"Enter the {label.lower()}",
+            "invalid": MONEY_INVALID,
+            "min_value": f"The {label.lower()} cannot be negative",
+            "max_value": f"The {label.lower()} must be less than £10,000,000",
+            "max_decimal_places": MONEY_INVALID,
+            "max_digits": MONEY_INVALID,
+        },
+    )
+
+
+def as_money(value: Decimal | None) -> Money:
+    return Money(value or Decimal("0"), "GBP")
+
+
+class AboutForm(forms.Form):
+    about_me = forms.CharField(
+        label="What matters to the person",
+        widget=forms.Textarea,
+        max_length=5000,
+        help_text="In their own words where possible: their life, what a good day looks like, what they want to change",
+        error_messages={"required": "Describe what matters to the person"},
+    )
+
+
+class NeedForm(forms.Form):
+    description = forms.CharField(
+        label="Need",
+        max_length=500,
+        error_messages={"required": "Enter the need"},
+        help_text="For example, help with washing and dressing each morning",
+    )
+
+
+class OutcomeForm(forms.Form):
+    description = forms.CharField(
+        label="Outcome",
+        max_length=500,
+        error_messages={"required": "Enter the outcome"},
+        help_text="What the person wants to achieve, for example to stay living at home",
+    )
+    needs = forms.ModelMultipleChoiceField(
+        label="Which needs does it meet?",
+        queryset=None,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Select the needs this outcome meets"},
+    )
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["needs"].queryset = plan.needs.all()
+
+
+class LineForm(forms.Form):
+    service = forms.ModelChoiceField(
+        label="Service from the directory",
+        queryset=None,
+        required=False,
+        help_text="Leave empty for an item that is not in the directory",
+    )
+    description = forms.CharField(
+        label="What the support is", max_length=300, error_messages={"required": "Enter what the support is"}
+    )
+    category = forms.ModelChoiceField(
+        label="Category", queryset=None, required=False, help_text="Needed when no service is chosen"
+    )
+    provider = forms.ModelChoiceField(label="Provider or payee", queryset=None, required=False)
+    outcome = forms.ModelChoiceField(
+        label="Outcome it serves", queryset=None, error_messages={"required": "Select the outcome this support serves"}
+    )
+    management_type = forms.ChoiceField(
+        label="How is the money managed for this line?",
+        choices=ManagementType.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Select how the money is managed"},
+    )
+    third_party_holder = forms.ModelChoiceField(
+        label="Third-party holder", queryset=None, required=False, help_text="Only for third-party lines"
+    )
+    frequency = forms.CharField(
+        label="How often",
+        max_length=120,
+        help_text="For example, 3 visits a week",
+        error_messages={"required": "Enter how often"},
+    )
+    quantity = forms.DecimalField(
+        label="Units a year",
+        min_value=Decimal("0.01"),
+        max_value=Decimal("100000"),
+        decimal_places=2,
+        error_messages={
+            "required": "Enter how many units a year",
+            "invalid": "Enter a number, like 104",
+            "min_value": "Units a year must be more than 0",
+            "max_value": "Units a year must be 100,000 or fewer",
+        },
+    )
+    unit_cost = pounds("Cost per unit", required=False, help_text="Leave empty to use the service's rate")
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = Service.objects.filter(
+            active=True, category__is_prohibited=False
+        ).select_related("provider")
+        self.fields["category"].queryset = ServiceCategory.objects.filter(active=True)
+        self.fields["provider"].queryset = Provider.objects.filter(active=True)
+        self.fields["outcome"].queryset = plan.outcomes.all()
+        self.fields["third_party_holder"].queryset = Organisation.objects.filter(
+            kind=OrganisationKind.THIRD_PARTY_HOLDER
+        )
+
+    def clean(self):
+        data = super().clean()
+        service = data.get("service")
+        if service is None and data.get("category") is None:
+            self.add_error("category", "Select a category, or choose a service from the directory")
+        if service is None and data.get("unit_cost") is None:
+            self.add_error("unit_cost", "Enter the cost per unit")
+        if data.get("management_type") == ManagementType.THIRD_PARTY and data.get("third_party_holder") is None:
+            self.add_error("third_party_holder", "Select the organisation that will hold the money")
+        return data
+
+
+class BudgetForm(forms.Form):
+    indicative_budget = pounds("Indicative budget", required=False, help_text="The estimate used to build the plan")
+    budget = pounds("Budget a year")
+    funding_icb = pounds("ICB share")
+    funding_local_authority = pounds("Local authority share", help_text="0 unless this is an integrated budget")
+    funding_contribution = pounds("Person's assessed contribution", help_text="0 if they do not contribute")
+
+    def clean(self):
+        data = super().clean()
+        parts = [data.get(name) for name in ("funding_icb", "funding_local_authority", "funding_contribution")]
+        if data.get("budget") is not None and None not in parts and sum(parts) != data["budget"]:
+            self.add_error(
+                "funding_icb", "The ICB share, local authority share and contribution must add up to the budget"
+            )
+        return data
+
+
+class PaymentsForm(forms.Form):
+    payment_amount = pounds("Payment amount")
+    payment_frequency = forms.ChoiceField(
+        label="How often is it paid?",
+        choices=PaymentFrequency.choices,
+        widget=forms.RadioSelect,
+        initial=PaymentFrequency.FOUR_WEEKLY,
+    )
+    contingency_amount = pounds("Contingency amount", help_text="Set aside for emergencies; kept in its own account")
+    contingency_description = forms.CharField(
+        label="Contingency plan",
+        widget=forms.Textarea,
+        max_length=3000,
+        help_text="What happens if support breaks down, for example a carer is ill",
+        error_messages={"required": "Describe the contingency plan"},
+    )
+
+
+class RiskForm(forms.Form):
+    risk = forms.CharField(label="Risk", max_length=500, error_messages={"required": "Enter the risk"})
+    mitigation = forms.CharField(
+        label="How it is managed", max_length=500, error_messages={"required": "Enter how the risk is managed"}
+    )
+
+
+class CoordinationForm(forms.Form):
+    care_coordinator = forms.ModelChoiceField(
+        label="Care coordinator", queryset=None, error_messages={"required": "Select the care coordinator"}
+    )
+    health_monitor = forms.CharField(
+        label="Who monitors the person's health",
+        max_length=200,
+        help_text="For example their GP or specialist nurse",
+        error_messages={"required": "Enter who monitors the person's health"},
+    )
+    first_review_date = forms.DateField(
+        label="First review date",
+        help_text="For example 2027-02-15",
+        error_messages={"required": "Enter the first review date", "invalid": "Enter a real date, like 2027-02-15"},
+    )
+    notice_period_days = forms.IntegerField(
+        label="Notice period in days",
+        min_value=1,
+        max_value=365,
+        error_messages={
+            "required": "Enter the notice period",
+            "invalid": "Enter a whole number of days, like 28",
+            "min_value": "The notice period must be at least 1 day",
+            "max_value": "The notice period must be 365 days or fewer",
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["care_coordinator"].queryset = User.objects.filter(
+            is_active=True, role_memberships__role__in=[Role.CARE_COORDINATOR, Role.CARE_BROKER]
+        ).distinct()
+
+
+class ReturnForm(forms.Form):
+    reasons = forms.CharField(
+        label="Why are you returning the plan?",
+        widget=forms.Textarea,
+        max_length=3000,
+        error_messages={"required": "Enter why you are returning the plan"},
+    )
+
+
+class ApproveForm(forms.Form):
+    exception_reasons = forms.CharField(
+        label="Exception to the budget (optional)",
+        widget=forms.Textarea,
+        max_length=3000,
+        required=False,
+        help_text="Only if the support costs more than the budget: record why you allow it",
+    )
+
+
+class AgreementForm(forms.Form):
+    agreed_by_name = forms.CharField(
+        label="Who agreed the plan",
+        max_length=200,
+        help_text="The person, or their representative",
+        error_messages={"required": "Enter who agreed the plan"},
+    )
+    agreed_on = forms.DateField(
+        label="Date they agreed",
+        error_messages={"required": "Enter the date they agreed", "invalid": "Enter a real date, like 2026-11-24"},
+    )
+    icb_signatory = forms.ModelChoiceField(
+        label="ICB signatory", queryset=None, error_messages={"required": "Select the ICB signatory"}
+    )
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["icb_signatory"].queryset = User.objects.filter(
+            is_active=True, organisation=plan.person.icb, role_memberships__role=Role.ICB_APPROVER
+        ).exclude(pk=plan.author_id)
+
+
+class ReconsiderationForm(forms.Form):
+    requested_by_name = forms.CharField(
+        label="Who is asking", max_length=200, error_messages={"required": "Enter who is asking"}
+    )
+    reasons = forms.CharField(
+        label="Their reasons",
+        widget=forms.Textarea,
+        max_length=3000,
+        error_messages={"required": "Enter their reasons"},
+    )
+
+
+class ReconsiderationDecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        label="Decision",
+        choices=ReconsiderationDecision.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Select a decision"},
+    )
+    reasons = forms.CharField(
+        label="Reasons",
+        widget=forms.Textarea,
+        max_length=3000,
+        error_messages={"required": "Enter the reasons for the decision"},
+    )

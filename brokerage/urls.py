@@ -1,0 +1,22 @@
+from django.urls import path
+
+from brokerage import views
+
+app_name = "brokerage"
+
+urlpatterns = [
+    path("people/", views.people, name="people"),
+    path("people/<int:pk>/", views.person_detail, name="person"),
+    path("people/<int:pk>/plans/new/", views.plan_start, name="plan-start"),
+    path("plans/<int:pk>/", views.plan_detail, name="plan"),
+    path("plans/<int:pk>/needs-and-outcomes/", views.plan_needs, name="plan-needs"),
+    path("plans/<int:pk>/support/", views.plan_support, name="plan-support"),
+    path("plans/<int:pk>/risks/", views.plan_risks, name="plan-risks"),
+    path("plans/<int:pk>/check/", views.plan_check, name="plan-check"),
+    path("plans/<int:pk>/decide/", views.plan_decide, name="plan-decide"),
+    path("plans/<int:pk>/reopen/", views.plan_reopen, name="plan-reopen"),
+    path("plans/<int:pk>/agreement/", views.plan_agreement, name="plan-agreement"),
+    path("plans/<int:pk>/history/", views.plan_history, name="plan-history"),
+    path("plans/<int:pk>/<slug:section>/", views.plan_section, name="plan-section"),
+    path("approvals/", views.approvals, name="approvals"),
+]

@@ -1,0 +1,345 @@
+"""Pages for people and plans. Thin: each reads through a scoped selector (404 outside the user's scope),
+validates a form and calls one service; service refusals are shown in the error summary."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from brokerage import exceptions as errors
+from brokerage import forms, selectors, services
+from brokerage.models import CarePlan, Need, Outcome, Person, PlanLine, PlanStatus, Risk
+from brokerage.validation import SECTIONS, problems_by_section
+
+SIMPLE_SECTIONS = {
+    "about": forms.AboutForm,
+    "budget": forms.BudgetForm,
+    "payments": forms.PaymentsForm,
+    "coordination": forms.CoordinationForm,
+}
+MONEY_FIELDS = {
+    "indicative_budget",
+    "budget",
+    "funding_icb",
+    "funding_local_authority",
+    "funding_contribution",
+    "payment_amount",
+    "contingency_amount",
+}
+
+
+def _plan(request: HttpRequest, pk: int) -> CarePlan:
+    try:
+        return selectors.plan_get(user=request.user, pk=pk)
+    except CarePlan.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def _person(request: HttpRequest, pk: int) -> Person:
+    try:
+        return selectors.person_get(user=request.user, pk=pk)
+    except Person.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def _editable(request: HttpRequest, plan: CarePlan) -> None:
+    if not plan.is_editable or not request.user.has_perm("brokerage.change_careplan", plan):
+        raise Http404
+
+
+# --- People ---------------------------------------------------------------------------------------------
+
+
+@login_required
+def people(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("brokerage.view_people"):
+        raise Http404
+    query = request.GET.get("q", "").strip()[:100]
+    found = selectors.people_visible_to(request.user).select_related("icb")
+    if query:
+        digits = query.replace(" ", "")
+        found = found.filter(Q(family_name__icontains=query) | Q(given_name__icontains=query) | Q(nhs_number=digits))
+    page = Paginator(found.order_by("family_name", "given_name"), 25).get_page(request.GET.get("page"))
+    return render(request, "brokerage/people.jinja", {"page": page, "query": query})
+
+
+@login_required
+def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _person(request, pk)
+    plans = person.plans.select_related("author").order_by("-version")
+    can_start = (
+        request.user.has_perm("brokerage.add_careplan", person)
+        and not plans.filter(
+            status__in=[PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.RETURNED, PlanStatus.APPROVED]
+        ).exists()
+    )
+    return render(request, "brokerage/person.jinja", {"person": person, "plans": plans, "can_start": can_start})
+
+
+@require_POST
+@login_required
+def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _person(request, pk)
+    if not request.user.has_perm("brokerage.add_careplan", person):
+        raise Http404
+    try:
+        plan = services.plan_create(person=person, acting_user=request.user)
+    except errors.BrokerageError:
+        return redirect("brokerage:person", pk=person.pk)
+    return redirect("brokerage:plan", pk=plan.pk)
+
+
+# --- A plan: task list, sections, check answers ---------------------------------------------------------
+
+
+@login_required
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    if plan.is_editable and request.user.has_perm("brokerage.change_careplan", plan):
+        problems = problems_by_section(plan)
+        tasks = [{"key": key, "title": title, "done": not problems[key]} for key, title in SECTIONS.items()]
+        return render(
+            request,
+            "brokerage/plan_tasks.jinja",
+            {"plan": plan, "tasks": tasks, "ready": all(t["done"] for t in tasks)},
+        )
+    return render(
+        request,
+        "brokerage/plan_summary_page.jinja",
+        {
+            "plan": plan,
+            "can_decide": plan.status == PlanStatus.SUBMITTED
+            and request.user.has_perm("brokerage.approve_careplan", plan),
+            "can_agree": plan.status == PlanStatus.APPROVED
+            and request.user.has_perm("brokerage.change_careplan", plan),
+            "can_reopen": plan.status == PlanStatus.RETURNED
+            and request.user.has_perm("brokerage.change_careplan", plan),
+            "returned_reasons": plan.transitions.filter(transition="return_to_broker").last(),
+        },
+    )
+
+
+@login_required
+def plan_section(request: HttpRequest, pk: int, section: str) -> HttpResponse:
+    plan = _plan(request, pk)
+    _editable(request, plan)
+    form_class = SIMPLE_SECTIONS.get(section)
+    if form_class is None:
+        raise Http404
+    initial = {}
+    for name in form_class.base_fields:
+        value = getattr(plan, name)
+        initial[name] = value.amount if name in MONEY_FIELDS else value
+    form = form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        values = {
+            name: forms.as_money(value) if name in MONEY_FIELDS else value for name, value in form.cleaned_data.items()
+        }
+        try:
+            services.plan_update(plan=plan, acting_user=request.user, section=section, **values)
+            return redirect("brokerage:plan", pk=plan.pk)
+        except errors.BrokerageError as exc:
+            form.add_error(None, str(exc))
+    return render(request, "brokerage/plan_section.jinja", {"plan": plan, "form": form, "title": SECTIONS[section]})
+
+
+def _remove(request: HttpRequest, plan: CarePlan, model) -> str | None:
+    try:
+        item = model.objects.get(pk=int(request.POST.get("remove", "0")), plan=plan)
+        services.plan_item_remove(plan=plan, acting_user=request.user, item=item)
+    except (ValueError, model.DoesNotExist):
+        return "That item is no longer in the plan"
+    except errors.BrokerageError as exc:
+        return str(exc)
+    return None
+
+
+@login_required
+def plan_needs(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    _editable(request, plan)
+    action = request.POST.get("action")
+    need_form = forms.NeedForm(request.POST if action == "add_need" else None, prefix="need")
+    outcome_form = forms.OutcomeForm(request.POST if action == "add_outcome" else None, plan=plan, prefix="outcome")
+    problem = None
+    if action == "add_need" and need_form.is_valid():
+        services.need_add(plan=plan, acting_user=request.user, **need_form.cleaned_data)
+        return redirect("brokerage:plan-needs", pk=plan.pk)
+    if action == "add_outcome" and outcome_form.is_valid():
+        services.outcome_add(
+            plan=plan,
+            acting_user=request.user,
+            description=outcome_form.cleaned_data["description"],
+            needs=list(outcome_form.cleaned_data["needs"]),
+        )
+        return redirect("brokerage:plan-needs", pk=plan.pk)
+    if action in ("remove_need", "remove_outcome"):
+        problem = _remove(request, plan, Need if action == "remove_need" else Outcome)
+        if problem is None:
+            return redirect("brokerage:plan-needs", pk=plan.pk)
+    return render(
+        request,
+        "brokerage/plan_needs.jinja",
+        {
+            "plan": plan,
+            "need_form": need_form,
+            "outcome_form": outcome_form,
+            "problem": problem,
+            "outcomes": plan.outcomes.prefetch_related("needs"),
+        },
+    )
+
+
+@login_required
+def plan_support(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    _editable(request, plan)
+    action = request.POST.get("action")
+    form = forms.LineForm(request.POST if action == "add_line" else None, plan=plan)
+    problem = None
+    if action == "add_line" and form.is_valid():
+        data = form.cleaned_data
+        service = data["service"]
+        unit_cost = forms.as_money(data["unit_cost"]) if data["unit_cost"] is not None else service.unit_rate
+        try:
+            services.line_add(
+                plan=plan,
+                acting_user=request.user,
+                description=data["description"],
+                category=data["category"] or service.category,
+                outcome=data["outcome"],
+                management_type=data["management_type"],
+                frequency=data["frequency"],
+                quantity=data["quantity"],
+                unit_cost=unit_cost,
+                service=service,
+                provider=data["provider"],
+                third_party_holder=data["third_party_holder"],
+            )
+            return redirect("brokerage:plan-support", pk=plan.pk)
+        except errors.BrokerageError as exc:
+            form.add_error(None, str(exc))
+    if action == "remove_line":
+        problem = _remove(request, plan, PlanLine)
+        if problem is None:
+            return redirect("brokerage:plan-support", pk=plan.pk)
+    lines = plan.lines.select_related("category", "provider", "outcome", "third_party_holder")
+    return render(
+        request, "brokerage/plan_support.jinja", {"plan": plan, "form": form, "lines": lines, "problem": problem}
+    )
+
+
+@login_required
+def plan_risks(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    _editable(request, plan)
+    action = request.POST.get("action")
+    form = forms.RiskForm(request.POST if action == "add_risk" else None)
+    problem = None
+    if action == "add_risk" and form.is_valid():
+        services.risk_add(plan=plan, acting_user=request.user, **form.cleaned_data)
+        return redirect("brokerage:plan-risks", pk=plan.pk)
+    if action == "remove_risk":
+        problem = _remove(request, plan, Risk)
+        if problem is None:
+            return redirect("brokerage:plan-risks", pk=plan.pk)
+    return render(request, "brokerage/plan_risks.jinja", {"plan": plan, "form": form, "problem": problem})
+
+
+@login_required
+def plan_check(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    _editable(request, plan)
+    problem = None
+    if request.method == "POST":
+        try:
+            services.plan_submit(plan=plan, acting_user=request.user)
+            return render(request, "brokerage/plan_submitted.jinja", {"plan": plan})
+        except errors.BrokerageError as exc:
+            problem = str(exc)
+    return render(
+        request,
+        "brokerage/plan_check.jinja",
+        {
+            "plan": plan,
+            "problems": problems_by_section(plan),
+            "problem": problem,
+        },
+    )
+
+
+# --- Decisions ------------------------------------------------------------------------------------------
+
+
+@login_required
+def approvals(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("brokerage.view_approval_queue"):
+        raise Http404
+    return render(request, "brokerage/approvals.jinja", {"plans": selectors.approval_queue(request.user)})
+
+
+@login_required
+def plan_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    if not request.user.has_perm("brokerage.approve_careplan", plan):
+        raise Http404
+    action = request.POST.get("action")
+    approve_form = forms.ApproveForm(request.POST if action == "approve" else None, prefix="approve")
+    return_form = forms.ReturnForm(request.POST if action == "return" else None, prefix="return")
+    try:
+        if action == "approve" and approve_form.is_valid():
+            services.plan_approve(plan=plan, acting_user=request.user, **approve_form.cleaned_data)
+            return redirect(reverse("brokerage:approvals") + "?done=approved")
+        if action == "return" and return_form.is_valid():
+            services.plan_return(plan=plan, acting_user=request.user, **return_form.cleaned_data)
+            return redirect(reverse("brokerage:approvals") + "?done=returned")
+    except errors.BrokerageError as exc:
+        (approve_form if action == "approve" else return_form).add_error(None, str(exc))
+    return render(
+        request,
+        "brokerage/plan_decide.jinja",
+        {
+            "plan": plan,
+            "approve_form": approve_form,
+            "return_form": return_form,
+            "over_budget": plan.lines_total > plan.budget,
+        },
+    )
+
+
+@require_POST
+@login_required
+def plan_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    try:
+        services.plan_reopen(plan=plan, acting_user=request.user)
+    except errors.BrokerageError as exc:
+        raise Http404 from exc
+    return redirect("brokerage:plan", pk=plan.pk)
+
+
+@login_required
+def plan_agreement(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    if plan.status != PlanStatus.APPROVED or not request.user.has_perm("brokerage.change_careplan", plan):
+        raise Http404
+    form = forms.AgreementForm(request.POST or None, plan=plan)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.plan_record_agreement(plan=plan, acting_user=request.user, **form.cleaned_data)
+            return redirect("brokerage:plan", pk=plan.pk)
+        except errors.BrokerageError as exc:
+            form.add_error(None, str(exc))
+    return render(request, "brokerage/plan_agreement.jinja", {"plan": plan, "form": form})
+
+
+@login_required
+def plan_history(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan(request, pk)
+    events = plan.transitions.select_related("by")
+    return render(request, "brokerage/plan_history.jinja", {"plan": plan, "events": events})
