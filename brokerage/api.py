@@ -1,0 +1,175 @@
+"""REST API for people, plans, plan lines and transitions, plus the FHIR export of a plan.
+Everything is scoped by the selectors: other people's records answer 404."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from brokerage import exceptions as errors
+from brokerage import selectors, services
+from brokerage.fhir import plan_bundle
+from brokerage.models import CarePlan, Person, PlanLine
+
+TRANSITIONS = sorted(services.ACTIONS)
+
+
+class PersonSerializer(serializers.ModelSerializer):
+    nhs_number = serializers.CharField(source="nhs_number_display")
+    icb = serializers.CharField(source="icb.name")
+
+    class Meta:
+        model = Person
+        fields = [
+            "id",
+            "nhs_number",
+            "given_name",
+            "family_name",
+            "date_of_birth",
+            "postcode",
+            "capacity",
+            "cohort",
+            "icb",
+            "health_monitor",
+            "communication_needs",
+        ]
+
+
+class PlanLineSerializer(serializers.ModelSerializer):
+    annual_cost = serializers.SerializerMethodField()
+    unit_cost = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PlanLine
+        fields = [
+            "id",
+            "description",
+            "category",
+            "provider",
+            "service",
+            "frequency",
+            "quantity",
+            "unit_cost",
+            "annual_cost",
+            "outcome",
+            "management_type",
+            "third_party_holder",
+        ]
+
+    def get_annual_cost(self, line) -> str:
+        return str(line.annual_cost.amount)
+
+    def get_unit_cost(self, line) -> str:
+        return str(line.unit_cost.amount)
+
+
+class CarePlanSerializer(serializers.ModelSerializer):
+    lines = PlanLineSerializer(many=True, read_only=True)
+    budget = serializers.SerializerMethodField()
+    lines_total = serializers.SerializerMethodField()
+    allowed_transitions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CarePlan
+        fields = [
+            "id",
+            "person",
+            "version",
+            "previous",
+            "status",
+            "author",
+            "budget",
+            "lines_total",
+            "payment_frequency",
+            "first_review_date",
+            "notice_period_days",
+            "approved_by",
+            "approved_at",
+            "agreed_by_name",
+            "agreed_on",
+            "icb_signatory",
+            "lines",
+            "allowed_transitions",
+        ]
+
+    def get_budget(self, plan) -> str:
+        return str(plan.budget.amount)
+
+    def get_lines_total(self, plan) -> str:
+        return str(plan.lines_total.amount)
+
+    def get_allowed_transitions(self, plan) -> list[str]:
+        user = self.context["request"].user
+        return [t.name for t in plan.get_available_user_status_transitions(user)]
+
+
+class TransitionSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=TRANSITIONS)
+    reasons = serializers.CharField(required=False, allow_blank=True, default="", max_length=3000)
+
+
+class PersonViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = PersonSerializer
+
+    def get_queryset(self):
+        return selectors.people_visible_to(self.request.user).select_related("icb").order_by("family_name", "id")
+
+
+class CarePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = CarePlanSerializer
+
+    def get_queryset(self):
+        return selectors.plans_visible_to(self.request.user).prefetch_related("lines").order_by("id")
+
+    @extend_schema(request=TransitionSerializer, responses=CarePlanSerializer)
+    @action(detail=True, methods=["post"])
+    def transition(self, request, pk=None):
+        """Move the plan one step. Only transitions this user may make now are accepted (see allowed_transitions)."""
+        plan = self.get_object()
+        body = TransitionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        name, reasons = body.validated_data["name"], body.validated_data["reasons"]
+        if name in ("return_to_broker",) and not reasons.strip():
+            return Response({"detail": errors.REASONS_REQUIRED}, status=status.HTTP_400_BAD_REQUEST)
+        if name == "record_agreement":
+            return Response(
+                {"detail": "Record an agreement on the plan's agreement page, naming who agreed"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            if name == "approve":
+                services.plan_approve(plan=plan, acting_user=request.user, exception_reasons=reasons)
+            else:
+                services.plan_transition(plan=plan, name=name, acting_user=request.user, reasons=reasons)
+        except errors.PlanChangedMeanwhile as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except errors.BrokerageError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(plan).data)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def fhir(self, request, pk=None):
+        """The plan as a FHIR R4 Bundle (CarePlan, Patient, Practitioner, Organization)."""
+        plan = self.get_object()
+        return Response(
+            plan_bundle(plan, base_url=request.build_absolute_uri("/api/fhir/")), content_type="application/fhir+json"
+        )
+
+
+class PlanLineViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = PlanLineSerializer
+
+    def get_queryset(self):
+        plans = selectors.plans_visible_to(self.request.user)
+        return PlanLine.objects.filter(plan__in=plans).order_by("id")
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except PlanLine.DoesNotExist as exc:
+            raise Http404 from exc
