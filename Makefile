@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-test assets lint
+.PHONY: run test install install-test assets lint graph
 
 run: install assets
 	$(PY) scripts/run.py
@@ -38,3 +38,6 @@ assets: static/vendor/nhsuk/.copied
 lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+graph: install
+	$(PY) manage.py graph_transitions brokerage.CarePlan -o docs/care-plan-states.png

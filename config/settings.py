@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "pghistory.admin",
     "procrastinate.contrib.django",
     "djmoney",
+    "django_fsm",
     "rest_framework",
     "drf_spectacular",
     *LOCAL_APPS,
