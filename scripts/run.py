@@ -1,7 +1,7 @@
 """`make run`: migrate, seed the demo, and run the web server and a task worker until Ctrl+C.
 
-Uses DATABASE_URL when set; otherwise starts (or reuses) the embedded PostgreSQL under var/ and stops it
-cleanly on exit if this script started it.
+Uses DATABASE_URL when set; otherwise starts (or reuses, if it is already running) the embedded PostgreSQL
+under var/pgdata, whose data persists between runs, and stops it cleanly on exit.
 """
 
 from __future__ import annotations
@@ -28,47 +28,13 @@ def manage(*args: str) -> None:
 
 def main() -> int:
     env = os.environ
-    started_embedded = False
-    if not env.get("DATABASE_URL"):
+    use_embedded = not env.get("DATABASE_URL")
+    if use_embedded:
         data_dir = embedded.DEFAULT_DATA_DIR
         already_running = embedded.is_running(data_dir)
         env["DATABASE_URL"] = embedded.ensure_server(data_dir)
-        started_embedded = not already_running
-        print(f"Embedded PostgreSQL {'started' if started_embedded else 'reused'} (data in {data_dir})")
+        print(f"Embedded PostgreSQL {'reused' if already_running else 'started'} (data in {data_dir})")
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-    manage("migrate", "--noinput", "-v", "0")
-    manage("seed_demo", "--people", env.get("DEMO_PEOPLE", "50"))
-
-    children = [
-        subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"{HOST}:{PORT}",
-                "--workers",
-                "2",
-                "--access-logfile",
-                "-",
-                "--graceful-timeout",
-                "5",
-            ],
-            cwd=BASE_DIR,
-        ),
-        subprocess.Popen([PYTHON, "manage.py", "procrastinate", "worker"], cwd=BASE_DIR),
-    ]
-
-    from accounts.demo import DEMO_PASSWORD, sign_ins  # after Django's settings are importable
-
-    width = max(len(role) for role, _ in sign_ins())
-    print(f"\nPersonal health budgets is running at http://{HOST}:{PORT}/  (Ctrl+C to stop)\n")
-    print(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
-    for role, email in sign_ins():
-        print(f"  {role:<{width}}  {email}")
-    print(flush=True)
 
     stopping = False
 
@@ -78,14 +44,25 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    children: list[subprocess.Popen] = []
     exit_code = 0
     try:
+        manage("migrate", "--noinput", "-v", "0")
+        manage("seed_demo", "--people", env.get("DEMO_PEOPLE", "50"))
+        web = [PYTHON, "-m", "gunicorn", "config.wsgi", "--bind", f"{HOST}:{PORT}", "--workers", "2",
+               "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket"]  # fmt: skip
+        children.append(subprocess.Popen(web, cwd=BASE_DIR))
+        children.append(subprocess.Popen([PYTHON, "manage.py", "procrastinate", "worker"], cwd=BASE_DIR))
+        print_banner()
         while not stopping:
             for child in children:
                 if child.poll() is not None:
-                    print(f"{child.args[2]} exited with {child.returncode}; stopping", file=sys.stderr)
+                    print(f"{' '.join(child.args[1:4])} exited with {child.returncode}; stopping", file=sys.stderr)
                     stopping, exit_code = True, 1
             time.sleep(0.5)
+    except subprocess.CalledProcessError as exc:
+        print(f"{' '.join(exc.cmd[1:3])} failed (exit {exc.returncode}); stopping", file=sys.stderr)
+        exit_code = 1
     finally:
         for child in children:
             if child.poll() is None:
@@ -95,10 +72,24 @@ def main() -> int:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-        if started_embedded:
+        if use_embedded:
             embedded.stop(embedded.DEFAULT_DATA_DIR)
             print("Embedded PostgreSQL stopped")
     return exit_code
+
+
+def print_banner() -> None:
+    import django
+
+    django.setup()
+    from accounts.demo import DEMO_PASSWORD, sign_ins
+
+    width = max(len(role) for role, _ in sign_ins())
+    print(f"\nPersonal health budgets is running at http://{HOST}:{PORT}/  (Ctrl+C to stop)\n")
+    print(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
+    for role, email in sign_ins():
+        print(f"  {role:<{width}}  {email}")
+    print(flush=True)
 
 
 if __name__ == "__main__":

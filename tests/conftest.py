@@ -36,3 +36,14 @@ def empty_job_queue(django_db_blocker):
     truncate()
     yield
     truncate()
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Reference data comes from migrations, but flushing after a transactional test removes it: put it back."""
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    request.getfixturevalue("_django_db_helper")
+    from providers.reference import ensure_service_categories
+
+    ensure_service_categories()

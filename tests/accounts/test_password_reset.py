@@ -1,6 +1,7 @@
 """Password reset: the email is a job enqueued in the request's transaction and sent once by a real worker."""
 
 import re
+import threading
 
 import pytest
 from django.core import mail
@@ -15,9 +16,23 @@ from tests.factories import TEST_PASSWORD, user_with_role
 
 
 def run_worker_until_idle() -> None:
-    """A real Procrastinate worker on its own psycopg connection, stopping when the queue is empty."""
-    with app.replace_connector(app.connector.get_worker_connector()) as worker_app:
-        worker_app.run_worker(wait=False, install_signal_handlers=False, listen_notify=False)
+    """A real Procrastinate worker on its own psycopg connection, stopping when the queue is empty. It runs in
+    a thread of its own: Playwright may have left an event loop running in this one."""
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with app.replace_connector(app.connector.get_worker_connector()) as worker_app:
+                worker_app.run_worker(wait=False, install_signal_handlers=False, listen_notify=False)
+        except BaseException as exc:  # re-raised in the test's thread below
+            failures.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the worker did not stop when the queue was empty"
+    if failures:
+        raise failures[0]
 
 
 @pytest.mark.dblevel
