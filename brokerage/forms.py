@@ -5,11 +5,23 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.models import Organisation, OrganisationKind, User
 from accounts.roles import Role
-from brokerage.models import ManagementType, PaymentFrequency, ReconsiderationDecision
+from brokerage.models import (
+    NHS_NUMBER_INVALID,
+    Capacity,
+    Cohort,
+    ManagementType,
+    PaymentFrequency,
+    Person,
+    ReconsiderationDecision,
+    normalise_nhs_number,
+    validate_nhs_number,
+)
 from providers.models import Provider, Service, ServiceCategory
 
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
@@ -289,3 +301,77 @@ class ReconsiderationDecisionForm(forms.Form):
         max_length=3000,
         error_messages={"required": "Enter the reasons for the decision"},
     )
+
+
+class PersonForm(forms.Form):
+    nhs_number = forms.CharField(
+        label="NHS number",
+        max_length=14,
+        help_text="10 digits, for example 943 476 5919",
+        error_messages={"required": "Enter the NHS number"},
+    )
+    given_name = forms.CharField(
+        label="First name", max_length=100, error_messages={"required": "Enter the first name"}
+    )
+    family_name = forms.CharField(label="Last name", max_length=100, error_messages={"required": "Enter the last name"})
+    date_of_birth = forms.DateField(
+        label="Date of birth",
+        help_text="For example 1960-05-17",
+        error_messages={
+            "required": "Enter the date of birth",
+            "invalid": "Enter a real date of birth, like 1960-05-17",
+        },
+    )
+    address = forms.CharField(
+        label="Address", widget=forms.Textarea, max_length=500, error_messages={"required": "Enter the address"}
+    )
+    postcode = forms.CharField(label="Postcode", max_length=10, error_messages={"required": "Enter the postcode"})
+    communication_needs = forms.CharField(
+        label="Communication needs",
+        required=False,
+        max_length=1000,
+        help_text="For example large print or a BSL interpreter",
+    )
+    capacity = forms.ChoiceField(
+        label="Can they make decisions about their budget?",
+        widget=forms.RadioSelect,
+        choices=Capacity.choices,
+        error_messages={"required": "Select whether they have capacity"},
+    )
+    cohort = forms.ChoiceField(
+        label="Cohort",
+        widget=forms.RadioSelect,
+        choices=Cohort.choices,
+        error_messages={"required": "Select the cohort"},
+    )
+    icb = forms.ModelChoiceField(
+        label="Accountable ICB",
+        queryset=Organisation.objects.filter(kind=OrganisationKind.ICB),
+        error_messages={"required": "Select the accountable ICB"},
+    )
+    local_authority = forms.ModelChoiceField(
+        label="Local authority (integrated budgets only)",
+        required=False,
+        queryset=Organisation.objects.filter(kind=OrganisationKind.LOCAL_AUTHORITY),
+    )
+    health_monitor = forms.CharField(
+        label="Who monitors their health",
+        max_length=200,
+        error_messages={"required": "Enter who monitors their health"},
+    )
+
+    def clean_nhs_number(self) -> str:
+        value = normalise_nhs_number(self.cleaned_data["nhs_number"])
+        try:
+            validate_nhs_number(value)
+        except ValidationError as exc:
+            raise forms.ValidationError(NHS_NUMBER_INVALID) from exc
+        if Person.objects.filter(nhs_number=value).exists():
+            raise forms.ValidationError("A person with this NHS number is already recorded")
+        return value
+
+    def clean_date_of_birth(self):
+        born = self.cleaned_data["date_of_birth"]
+        if born > timezone.localdate() or born.year < 1900:
+            raise forms.ValidationError("The date of birth must be in the past")
+        return born

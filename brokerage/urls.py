@@ -6,6 +6,7 @@ app_name = "brokerage"
 
 urlpatterns = [
     path("people/", views.people, name="people"),
+    path("people/add/", views.person_add, name="person-add"),
     path("people/<int:pk>/", views.person_detail, name="person"),
     path("people/<int:pk>/plans/new/", views.plan_start, name="plan-start"),
     path("plans/<int:pk>/", views.plan_detail, name="plan"),

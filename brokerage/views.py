@@ -69,6 +69,17 @@ def people(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def person_add(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("brokerage.add_person"):
+        raise Http404
+    form = forms.PersonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        person = services.person_create(acting_user=request.user, **form.cleaned_data)
+        return redirect("brokerage:person", pk=person.pk)
+    return render(request, "brokerage/person_add.jinja", {"form": form})
+
+
+@login_required
 def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
     person = _person(request, pk)
     plans = person.plans.select_related("author").order_by("-version")
