@@ -113,14 +113,14 @@ class Person(models.Model):
     def __str__(self) -> str:
         return self.full_name
 
+    def save(self, *args, **kwargs):
+        self.nhs_number = normalise_nhs_number(self.nhs_number)
+        super().save(*args, **kwargs)
+
     def clean_fields(self, exclude=None):
         # Accept "943 476 5919": spaces go before the length and checksum checks.
         self.nhs_number = normalise_nhs_number(self.nhs_number)
         super().clean_fields(exclude=exclude)
-
-    def save(self, *args, **kwargs):
-        self.nhs_number = normalise_nhs_number(self.nhs_number)
-        super().save(*args, **kwargs)
 
     @property
     def full_name(self) -> str:
