@@ -18,6 +18,7 @@ urlpatterns = [
     path("plans/<int:pk>/reopen/", views.plan_reopen, name="plan-reopen"),
     path("plans/<int:pk>/agreement/", views.plan_agreement, name="plan-agreement"),
     path("plans/<int:pk>/history/", views.plan_history, name="plan-history"),
+    path("plans/<int:pk>/reconsideration/", views.plan_reconsideration, name="plan-reconsideration"),
     path("plans/<int:pk>/<slug:section>/", views.plan_section, name="plan-section"),
     path("approvals/", views.approvals, name="approvals"),
 ]

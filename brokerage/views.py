@@ -350,6 +350,42 @@ def plan_agreement(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+def plan_reconsideration(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record a person's request to reconsider a decision (coordinators), or decide one (approvers)."""
+    plan = _plan(request, pk)
+    can_record = request.user.has_perm("brokerage.change_careplan", plan)
+    can_decide = request.user.has_perm("brokerage.approve_careplan", plan)
+    if not (can_record or can_decide):
+        raise Http404
+    waiting = plan.reconsiderations.filter(decision="").first()
+    action = request.POST.get("action")
+    request_form = forms.ReconsiderationForm(request.POST if action == "request" else None, prefix="request")
+    decide_form = forms.ReconsiderationDecisionForm(request.POST if action == "decide" else None, prefix="decide")
+    try:
+        if action == "request" and can_record and request_form.is_valid():
+            services.reconsideration_request(plan=plan, acting_user=request.user, **request_form.cleaned_data)
+            return redirect("brokerage:plan-reconsideration", pk=plan.pk)
+        if action == "decide" and can_decide and waiting is not None and decide_form.is_valid():
+            services.reconsideration_decide(request=waiting, acting_user=request.user, **decide_form.cleaned_data)
+            return redirect("brokerage:plan-reconsideration", pk=plan.pk)
+    except errors.BrokerageError as exc:
+        (request_form if action == "request" else decide_form).add_error(None, str(exc))
+    return render(
+        request,
+        "brokerage/plan_reconsideration.jinja",
+        {
+            "plan": plan,
+            "waiting": waiting,
+            "request_form": request_form,
+            "decide_form": decide_form,
+            "can_record": can_record and waiting is None,
+            "can_decide": can_decide and waiting is not None,
+            "history": plan.reconsiderations.select_related("decided_by", "recorded_by"),
+        },
+    )
+
+
+@login_required
 def plan_history(request: HttpRequest, pk: int) -> HttpResponse:
     plan = _plan(request, pk)
     events = plan.transitions.select_related("by")

@@ -207,3 +207,27 @@ def test_the_author_cannot_open_the_decision_page_for_their_own_plan(client, cre
     post(client, "brokerage:plan-check", {}, pk=plan.pk)
     assert client.get(reverse("brokerage:plan-decide", kwargs={"pk": plan.pk})).status_code == 404
     assert crew["person"].full_name not in client.get(reverse("brokerage:approvals")).content.decode()
+
+
+def test_reconsideration_is_recorded_by_the_coordinator_and_decided_by_an_approver(client, crew):
+    plan = complete_plan(person=crew["person"], broker=crew["broker"], coordinator=crew["coordinator"])
+    client.force_login(crew["coordinator"])
+    url = reverse("brokerage:plan-reconsideration", kwargs={"pk": plan.pk})
+    refused = client.post(url, {"action": "request", "request-requested_by_name": "Joan", "request-reasons": ""})
+    assert "Enter their reasons" in refused.content.decode()
+    client.post(
+        url,
+        {
+            "action": "request",
+            "request-requested_by_name": "Joan Robson",
+            "request-reasons": "My consultant recommends singing",
+        },
+    )
+    assert plan.reconsiderations.get().pending
+    client.force_login(crew["approver"])
+    client.post(url, {"action": "decide", "decide-decision": "changed", "decide-reasons": "Evidence supplied"})
+    decided = plan.reconsiderations.get()
+    assert (decided.decision, decided.decided_by) == ("changed", crew["approver"])
+    assert "Evidence supplied" in client.get(url).content.decode()
+    client.force_login(user_with_role(Role.CARE_BROKER, organisation=crew["icb"]))  # not assigned
+    assert client.get(url).status_code == 404
