@@ -23,6 +23,7 @@ from django.utils import timezone
 from ledger import exceptions as errors
 from ledger.models import Account, AccountKind, ClosedPeriod, Phase, Transfer
 
+PHASES = frozenset(Phase.values)
 MAX_AMOUNT = 10**12  # £10bn in pence: anything larger is a typing error, not a budget
 MAX_RETRIES = 5
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -336,7 +337,7 @@ def _validate(request: TransferRequest) -> None:
         raise errors.InvalidTransfer("A transfer must move money between two different accounts")
     if not CODE_PATTERN.match(request.code or ""):
         raise errors.InvalidTransfer("The code must be lower-case letters, digits and underscores, like instalment")
-    if request.phase not in Phase.values:
+    if request.phase not in PHASES:
         raise errors.InvalidTransfer(f"Unknown phase {request.phase}")
 
 
@@ -358,7 +359,7 @@ _INSERT_ONE_SQL = (
 _INSERT_MANY_SQL = (
     f"INSERT INTO ledger_transfer ({', '.join(_COLUMNS)}) "
     f"SELECT rows.*, %s::uuid, %s::timestamptz, %s::bigint "
-    f"FROM unnest({', '.join(f'%s::{t}[]' for t in _ROW_TYPES)}) AS rows "
+    f"FROM unnest({', '.join(f'%b::{t}[]' for t in _ROW_TYPES)}) AS rows "
     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
 )
 
@@ -393,11 +394,14 @@ def _execute_insert(rows: list[tuple], shared: tuple, requests: Sequence[Transfe
     """Runs on psycopg's own cursor so the statement is prepared once per connection and reused."""
     connection.ensure_connection()
     try:
-        with connection.connection.cursor() as cursor:
+        # Django's cursors bind parameters client-side; a plain psycopg cursor sends them separately, which is
+        # what lets the server keep the prepared plan.
+        with psycopg.Cursor(connection.connection) as cursor:
             if len(rows) == 1:
                 cursor.execute(_INSERT_ONE_SQL, rows[0] + shared, prepare=True)
             else:
                 columns = [list(column) for column in zip(*rows, strict=True)]
+                # %b: arrays go in binary, with no text escaping of thousands of values.
                 cursor.execute(_INSERT_MANY_SQL, [*shared, *columns], prepare=True)
             return {key: pk for pk, key in cursor.fetchall()}
     except psycopg.Error as exc:
