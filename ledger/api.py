@@ -237,58 +237,44 @@ class TransferViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets
             raise Http404
         return transfer
 
+    def _follow_up(self, request, move) -> Response:
+        """Post, void or reverse: an idempotency key, an optional body, one service call."""
+        key = idempotency_key(request)
+        body = ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            return respond(
+                move(
+                    key=key,
+                    acting_user=request.user,
+                    description=body.validated_data["description"],
+                    amount=body.validated_data.get("amount"),
+                )
+            )
+        except errors.LedgerError as exc:
+            return ledger_error(exc)
+
     @extend_schema(request=ResolveSerializer, responses=TransferSerializer, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"], url_path="post")
     def post_pending(self, request, pk=None):
         """Post a pending transfer, in full or in part (the rest is released)."""
-        key = idempotency_key(request)
-        body = ResolveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            result = services.pending_post(
-                key=key,
-                pending=self._pending(),
-                amount=body.validated_data.get("amount"),
-                acting_user=request.user,
-                description=body.validated_data["description"],
-            )
-        except errors.LedgerError as exc:
-            return ledger_error(exc)
-        return respond(result)
+        return self._follow_up(
+            request, lambda amount, **kw: services.pending_post(pending=self._pending(), amount=amount, **kw)
+        )
 
     @extend_schema(request=ResolveSerializer, responses=TransferSerializer, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"])
     def void(self, request, pk=None):
-        key = idempotency_key(request)
-        body = ResolveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            result = services.pending_void(
-                key=key,
-                pending=self._pending(),
-                acting_user=request.user,
-                description=body.validated_data["description"],
-            )
-        except errors.LedgerError as exc:
-            return ledger_error(exc)
-        return respond(result)
+        """Release a pending transfer without posting anything."""
+        return self._follow_up(request, lambda amount, **kw: services.pending_void(pending=self._pending(), **kw))
 
     @extend_schema(request=ResolveSerializer, responses=TransferSerializer, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"])
     def reverse(self, request, pk=None):
-        key = idempotency_key(request)
-        body = ResolveSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        try:
-            result = services.transfer_reverse(
-                key=key,
-                transfer=self.get_object(),
-                acting_user=request.user,
-                description=body.validated_data["description"],
-            )
-        except errors.LedgerError as exc:
-            return ledger_error(exc)
-        return respond(result)
+        """Reverse a posted transfer with a mirrored one; the original is never changed."""
+        return self._follow_up(
+            request, lambda amount, **kw: services.transfer_reverse(transfer=self.get_object(), **kw)
+        )
 
 
 class TrialBalanceView(APIView):
