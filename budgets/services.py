@@ -1,0 +1,227 @@
+"""Setting a budget up from an agreed plan, and paying its scheduled payments.
+
+`budget_set_up` is the one place a plan moves from agreed to setting up: in one transaction it opens the
+budget's accounts, allocates the year's funding, ring-fences the contingency, commits the first period of
+each notional line and writes the payment schedule. The first payment made moves the plan to active.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from brokerage import services as plans
+from brokerage.models import CarePlan, ManagementType, PaymentFrequency, PlanStatus
+from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, PaymentStatus, ScheduledPayment
+from ledger import services as ledger
+from ledger.models import AccountKind
+from ledger.services import TransferRequest
+
+PERIODS_A_YEAR = {
+    PaymentFrequency.FOUR_WEEKLY: 13,
+    PaymentFrequency.MONTHLY: 12,
+    PaymentFrequency.QUARTERLY: 4,
+    PaymentFrequency.ANNUAL: 1,
+}
+
+
+class BudgetError(Exception):
+    """The budget cannot be set up or paid as asked; nothing changed."""
+
+
+def pence(money) -> int:
+    return int((money.amount * 100).to_integral_value())
+
+
+def period_dates(start: datetime.date, frequency: str) -> list[datetime.date]:
+    """Payment dates for the first year, in advance: the first on the start date."""
+    count = PERIODS_A_YEAR[frequency]
+    if frequency == PaymentFrequency.FOUR_WEEKLY:
+        return [start + datetime.timedelta(days=28 * n) for n in range(count)]
+    months = 12 // count
+    dates = []
+    for n in range(count):
+        month_index = start.month - 1 + n * months
+        year, month = start.year + month_index // 12, month_index % 12 + 1
+        dates.append(start.replace(year=year, month=month, day=min(start.day, 28)))
+    return dates
+
+
+def split(total: int, parts: int) -> list[int]:
+    """Equal shares of `total` pence; the last absorbs the rounding so the year adds up exactly."""
+    share = total // parts
+    return [share] * (parts - 1) + [total - share * (parts - 1)]
+
+
+def budget_set_up(*, plan: CarePlan, acting_user, start_date: datetime.date | None = None) -> Budget:
+    start_date = start_date or timezone.localdate()
+    if plan.status != PlanStatus.AGREED:
+        raise BudgetError("Only an agreed plan can have its budget set up (no money without an agreed plan)")
+    with transaction.atomic():
+        plans.plan_transition(plan=plan, name="start_setting_up", acting_user=acting_user)
+        budget = Budget.objects.create(
+            plan=plan, start_date=start_date, annual_pence=pence(plan.budget), set_up_by=acting_user
+        )
+        accounts = _open_accounts(budget, plan)
+        lines = [
+            BudgetLine.objects.create(
+                budget=budget,
+                plan_line=line,
+                management_type=line.management_type,
+                annual_pence=pence(line.annual_cost),
+                spend_account=accounts[f"spend:line:{line.pk}"],
+            )
+            for line in plan.lines.select_related("third_party_holder")
+        ]
+        ledger.transfers_record(_opening_transfers(budget, plan, accounts, lines), acting_user=acting_user)
+        _write_schedule(budget, plan, lines)
+    return budget
+
+
+def _open_accounts(budget: Budget, plan: CarePlan) -> dict:
+    wanted = {"held:icb": ("Funds held by the ICB", AccountKind.ASSET, True)}
+    for purpose, money in (
+        ("funding:icb", plan.funding_icb),
+        ("funding:local-authority", plan.funding_local_authority),
+        ("funding:contribution", plan.funding_contribution),
+    ):
+        if money.amount > 0:
+            wanted[purpose] = (f"Funding: {purpose.split(':')[1].replace('-', ' ')}", AccountKind.EQUITY, False)
+    if plan.contingency_amount.amount > 0:
+        wanted["contingency"] = ("Contingency (ring-fenced)", AccountKind.ASSET, True)
+    for line in plan.lines.select_related("third_party_holder"):
+        wanted[f"spend:line:{line.pk}"] = (f"Spend: {line.description}", AccountKind.EXPENSE, False)
+        if line.management_type == ManagementType.DIRECT_PAYMENT:
+            wanted["held:direct-payment"] = ("Direct-payment account", AccountKind.ASSET, True)
+        elif line.management_type == ManagementType.THIRD_PARTY:
+            wanted[f"held:third-party:{line.third_party_holder_id}"] = (
+                f"Held by {line.third_party_holder.name}",
+                AccountKind.ASSET,
+                True,
+            )
+    accounts = {}
+    for purpose, (name, kind, no_overdraft) in wanted.items():
+        account = ledger.account_open(
+            code=f"{budget.owner_ref}:{purpose}",
+            name=name,
+            kind=kind,
+            owner_ref=budget.owner_ref,
+            credits_must_not_exceed_debits=no_overdraft,
+        )
+        BudgetAccount.objects.create(budget=budget, purpose=purpose, account=account)
+        accounts[purpose] = account
+    return accounts
+
+
+def _opening_transfers(budget: Budget, plan: CarePlan, accounts: dict, lines: list[BudgetLine]):
+    ref, day = budget.owner_ref, budget.start_date
+    held = accounts["held:icb"].pk
+    requests = [
+        TransferRequest(
+            key=f"{ref}:allocation:{purpose}",
+            debit_account_id=held,
+            credit_account_id=accounts[purpose].pk,
+            amount=pence(money),
+            code="allocation",
+            effective_date=day,
+            reference=ref,
+            description="Budget for the year",
+        )
+        for purpose, money in (
+            ("funding:icb", plan.funding_icb),
+            ("funding:local-authority", plan.funding_local_authority),
+            ("funding:contribution", plan.funding_contribution),
+        )
+        if purpose in accounts
+    ]
+    if "contingency" in accounts:
+        requests.append(
+            TransferRequest(
+                key=f"{ref}:contingency",
+                debit_account_id=accounts["contingency"].pk,
+                credit_account_id=held,
+                amount=pence(plan.contingency_amount),
+                code="contingency",
+                effective_date=day,
+                reference=ref,
+                description="Contingency, kept apart from spending",
+            )
+        )
+    periods = PERIODS_A_YEAR[plan.payment_frequency]
+    for line in lines:
+        if line.management_type == ManagementType.NOTIONAL and line.annual_pence > 0:
+            requests.append(
+                TransferRequest(
+                    key=f"{ref}:commitment:line-{line.plan_line_id}:1",
+                    debit_account_id=line.spend_account_id,
+                    credit_account_id=held,
+                    amount=split(line.annual_pence, periods)[0],
+                    code="commitment",
+                    effective_date=day,
+                    reference=f"plan-line:{line.plan_line_id}",
+                    phase="pending",
+                    description=f"First period's service order: {line.plan_line.description}",
+                )
+            )
+    return requests
+
+
+def _write_schedule(budget: Budget, plan: CarePlan, lines: list[BudgetLine]) -> None:
+    dates = period_dates(budget.start_date, plan.payment_frequency)
+    totals: dict[tuple[str, int | None], int] = defaultdict(int)
+    for line in lines:
+        if line.management_type == ManagementType.DIRECT_PAYMENT:
+            totals[(PaymentKind.DIRECT_PAYMENT, None)] += line.annual_pence
+        elif line.management_type == ManagementType.THIRD_PARTY:
+            totals[(PaymentKind.THIRD_PARTY, line.plan_line.third_party_holder_id)] += line.annual_pence
+    for (kind, holder_id), annual in totals.items():
+        for number, (due_on, amount) in enumerate(zip(dates, split(annual, len(dates)), strict=True), start=1):
+            ScheduledPayment.objects.create(
+                budget=budget,
+                kind=kind,
+                holder_id=holder_id,
+                due_on=due_on,
+                amount_pence=amount,
+                transfer_key=f"{budget.owner_ref}:{kind}:{holder_id or 'person'}:{number}",
+            )
+
+
+def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> ScheduledPayment:
+    """Post one scheduled payment from the ICB's funds to the person's or holder's account, exactly once.
+    The budget's first payment moves the plan to active."""
+    with transaction.atomic():
+        payment = ScheduledPayment.objects.select_for_update().select_related("budget__plan").get(pk=payment.pk)
+        budget = payment.budget
+        if budget.plan.status not in (PlanStatus.SETTING_UP, PlanStatus.ACTIVE):
+            raise BudgetError(f"The plan is {budget.plan.get_status_display().lower()}: nothing can be paid")
+        if payment.status == PaymentStatus.PAID:
+            return payment
+        accounts = {a.purpose: a.account_id for a in budget.accounts.all()}
+        target = (
+            "held:direct-payment"
+            if payment.kind == PaymentKind.DIRECT_PAYMENT
+            else f"held:third-party:{payment.holder_id}"
+        )
+        ledger.transfer_post(
+            key=payment.transfer_key,
+            debit_account_id=accounts[target],
+            credit_account_id=accounts["held:icb"],
+            amount=payment.amount_pence,
+            code=payment.kind,
+            effective_date=payment.due_on,
+            reference=budget.owner_ref,
+            description=payment.get_kind_display(),
+            acting_user=acting_user,
+        )
+        payment.status = PaymentStatus.PAID
+        payment.save(update_fields=["status"])
+        if budget.first_paid_on is None:
+            budget.first_paid_on = payment.due_on
+            budget.save(update_fields=["first_paid_on"])
+            plans.plan_transition(
+                plan=budget.plan, name="activate", acting_user=acting_user, reasons="First payment made"
+            )
+    return payment
