@@ -23,6 +23,7 @@ urlpatterns = [
     path("privacy/", static_page("pages/privacy.jinja"), name="privacy"),
     path("", include("accounts.urls")),
     path("directory/", include("providers.urls")),
+    path("", include("budgets.urls")),
     path("", include("brokerage.urls")),
     path("finance/ledger/", include("ledger.urls")),
     path("api/ledger/", include((ledger_urls.api_urlpatterns, "ledger-api"))),

@@ -1,0 +1,48 @@
+"""Setting up a budget through its check-your-answers page, and the budget page's figures by line."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.roles import Role
+from brokerage.models import PlanStatus
+from budgets.models import Budget
+from tests.factories import user_with_role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_broker_checks_then_sets_up_the_budget_and_sees_it_by_line(client, agreed):
+    plan = agreed["plan"]
+    client.force_login(agreed["broker"])
+    summary = client.get(reverse("brokerage:plan", kwargs={"pk": plan.pk})).content.decode()
+    assert "Set up the budget" in summary
+    url = reverse("budgets:set-up", kwargs={"plan_pk": plan.pk})
+    check = client.post(url, {"start_date": "2026-12-01"}).content.decode()
+    assert "Check before you set up the budget" in check and "1 December 2026" in check
+    assert not Budget.objects.exists()  # nothing happens before the check step is confirmed
+    done = client.post(url, {"start_date": "2026-12-01", "confirm": "yes"})
+    budget = Budget.objects.get(plan=plan)
+    assert done["Location"] == reverse("budgets:budget", kwargs={"pk": budget.pk})
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.SETTING_UP
+    page = client.get(done["Location"]).content.decode()
+    assert "£6,032.00" in page and "£464.00" in page  # nursing planned, and its first period committed
+    assert client.get(url).status_code == 404  # cannot be set up twice
+
+
+def test_bad_start_dates_are_explained(client, agreed):
+    client.force_login(agreed["broker"])
+    page = client.post(
+        reverse("budgets:set-up", kwargs={"plan_pk": agreed["plan"].pk}), {"start_date": "yesterday"}
+    ).content.decode()
+    assert "Enter a real date" in page and "nhsuk-error-summary" in page
+
+
+@pytest.mark.parametrize("role", [Role.PATIENT, Role.CARE_BROKER, Role.THIRD_PARTY_STAFF])
+def test_others_cannot_set_up_or_see_the_budget(client, agreed, role):
+    from budgets import services
+
+    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"])
+    client.force_login(user_with_role(role))
+    assert client.get(reverse("budgets:budget", kwargs={"pk": budget.pk})).status_code == 404
+    assert client.get(reverse("budgets:set-up", kwargs={"plan_pk": agreed["plan"].pk})).status_code == 404
