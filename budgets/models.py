@@ -101,3 +101,111 @@ class ScheduledPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.amount_pence}p on {self.due_on}"
+
+
+class DedicatedAccountKind(models.TextChoices):
+    BANK = "bank", "Bank account"
+    PREPAID_CARD = "prepaid_card", "Prepaid card"
+    MANAGED = "managed", "Managed account"
+
+
+@pghistory.track(append_only=True)
+class DirectPaymentAccount(models.Model):
+    """The account a direct payment goes into, used only for it, with named signatories (rule 8)."""
+
+    budget = models.OneToOneField(Budget, on_delete=models.PROTECT, related_name="dedicated_account")
+    kind = models.CharField(max_length=20, choices=DedicatedAccountKind.choices)
+    account_name = models.CharField(max_length=18)
+    sort_code = models.CharField(max_length=6)
+    account_number = models.CharField(max_length=8)
+    signatories = models.TextField(help_text="Who may operate the account, one a line")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sort_code__regex=r"^\d{6}$") & Q(account_number__regex=r"^\d{8}$"),
+                name="dedicated_account_bank_details",
+            ),
+            models.CheckConstraint(condition=~Q(signatories=""), name="dedicated_account_has_signatories"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.budget}"
+
+
+@pghistory.track(append_only=True)
+class HolderBankAccount(models.Model):
+    """Where transfers to a third-party holder are paid."""
+
+    organisation = models.OneToOneField("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    account_name = models.CharField(max_length=18)
+    sort_code = models.CharField(max_length=6)
+    account_number = models.CharField(max_length=8)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sort_code__regex=r"^\d{6}$") & Q(account_number__regex=r"^\d{8}$"),
+                name="holder_account_bank_details",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.account_name
+
+
+class RunStatus(models.TextChoices):
+    DRAFT = "draft", "Waiting for approval"
+    APPROVED = "approved", "Approved"
+    POSTED = "posted", "Paid"
+
+
+@pghistory.track(append_only=True)
+class PaymentRun(models.Model):
+    """Every payment due by a date, approved by someone other than its author, then posted once."""
+
+    run_date = models.DateField()
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.DRAFT)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Rule 4 in the database too: the approver is never the author.
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=models.F("author")),
+                name="payment_run_approver_not_author",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(approved_by__isnull=False), name="payment_run_approved_before_paid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment run {self.pk} for {self.run_date}"
+
+    @property
+    def total_pence(self) -> int:
+        return sum(item.amount_pence for item in self.items.all())
+
+
+class PaymentRunItem(models.Model):
+    run = models.ForeignKey(PaymentRun, on_delete=models.PROTECT, related_name="items")
+    scheduled_payment = models.OneToOneField(ScheduledPayment, on_delete=models.PROTECT, related_name="run_item")
+    amount_pence = models.BigIntegerField()
+    payee_name = models.CharField(max_length=18)
+    sort_code = models.CharField(max_length=6)
+    account_number = models.CharField(max_length=8)
+    reference = models.CharField(max_length=18)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.payee_name}: {self.amount_pence}p"

@@ -200,6 +200,14 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Personal health budge
 # --- Jobs (Procrastinate): tasks live in each app's tasks.py; periodic ones in config/tasks.py -----
 PROCRASTINATE_IMPORT_PATHS = ["config.tasks"]
 
+# --- Paying out: the ICB's BACS originator details (issued by its sponsoring bank) -----------------------
+BACS_ORIGINATOR = {
+    "service_user_number": os.environ.get("BACS_SERVICE_USER_NUMBER", "123456"),
+    "name": os.environ.get("BACS_ORIGINATOR_NAME", "NHS ICB PHB"),
+    "sort_code": os.environ.get("BACS_SORT_CODE", "309950"),
+    "account_number": os.environ.get("BACS_ACCOUNT_NUMBER", "00733445"),
+}
+
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
