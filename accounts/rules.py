@@ -44,6 +44,10 @@ rules.add_perm(
     is_care_broker | is_care_coordinator | is_icb_approver | is_finance | is_auditor | is_administrator,
 )
 
+# Payment runs: finance officers prepare and pay them; a finance officer or manager other than the author
+# approves (checked by the service).
+rules.add_perm("budgets.run_payments", is_finance)
+
 # The ledger's finance pages and API: finance staff use them, auditors read them.
 rules.add_perm("ledger.view_account", is_finance | is_auditor)
 rules.add_perm("ledger.add_transfer", is_finance)

@@ -7,13 +7,14 @@ import datetime
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from brokerage import selectors as plan_selectors
 from brokerage.models import CarePlan, PlanStatus
+from budgets import payment_runs as runs
 from budgets import selectors, services
-from budgets.models import Budget
+from budgets.models import Budget, PaymentRun, RunStatus
 
 
 class SetUpForm(forms.Form):
@@ -69,3 +70,80 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "payments": selectors.upcoming_payments(budget),
         },
     )
+
+
+# --- Payment runs (finance) -------------------------------------------------------------------------------
+
+
+class RunDateForm(forms.Form):
+    run_date = forms.DateField(
+        label="Pay everything due on or before",
+        help_text="For example 2026-12-01",
+        error_messages={"required": "Enter the date", "invalid": "Enter a real date, like 2026-12-01"},
+    )
+
+
+def _require_finance(request: HttpRequest) -> None:
+    if not request.user.has_perm("budgets.run_payments"):
+        raise Http404
+
+
+@login_required
+def payment_runs(request: HttpRequest) -> HttpResponse:
+    _require_finance(request)
+    form = RunDateForm(request.POST or None, initial={"run_date": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        run, left_out = runs.payment_run_create(run_date=form.cleaned_data["run_date"], acting_user=request.user)
+        request.session[f"run-{run.pk}-left-out"] = len(left_out)
+        return redirect("budgets:payment-run", pk=run.pk)
+    listed = PaymentRun.objects.select_related("author", "approved_by").prefetch_related("items")[:50]
+    return render(request, "budgets/payment_runs.jinja", {"form": form, "runs": listed})
+
+
+@login_required
+def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_finance(request)
+    run = get_object_or_404(PaymentRun.objects.select_related("author", "approved_by"), pk=pk)
+    problem = None
+    action = request.POST.get("action")
+    try:
+        if action == "approve":
+            runs.payment_run_approve(run=run, acting_user=request.user)
+            return redirect("budgets:payment-run", pk=run.pk)
+        if action == "pay":
+            runs.payment_run_post(run=run, acting_user=request.user)
+            return redirect("budgets:payment-run", pk=run.pk)
+    except services.BudgetError as exc:
+        problem = str(exc)
+    items = run.items.select_related("scheduled_payment__budget__plan__person")
+    totals: dict[str, int] = {}
+    for item in items:
+        label = item.scheduled_payment.get_kind_display()
+        totals[label] = totals.get(label, 0) + item.amount_pence
+    return render(
+        request,
+        "budgets/payment_run.jinja",
+        {
+            "run": run,
+            "items": items,
+            "totals": totals,
+            "problem": problem,
+            "left_out": request.session.get(f"run-{run.pk}-left-out", 0),
+            "can_approve": run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
+        },
+    )
+
+
+@login_required
+def payment_run_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    _require_finance(request)
+    run = get_object_or_404(PaymentRun, pk=pk)
+    if run.status == RunStatus.DRAFT:
+        raise Http404
+    if kind == "bacs":
+        response = HttpResponse(runs.payment_run_bacs_file(run), content_type="text/plain; charset=us-ascii")
+        response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}-bacs18.txt"'
+    else:
+        response = HttpResponse(runs.payment_run_csv(run), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}.csv"'
+    return response

@@ -46,3 +46,44 @@ def test_others_cannot_set_up_or_see_the_budget(client, agreed, role):
     client.force_login(user_with_role(role))
     assert client.get(reverse("budgets:budget", kwargs={"pk": budget.pk})).status_code == 404
     assert client.get(reverse("budgets:set-up", kwargs={"plan_pk": agreed["plan"].pk})).status_code == 404
+
+
+def test_finance_prepares_approves_pays_and_downloads_a_run(client, agreed):
+    import datetime
+
+    from budgets.models import DirectPaymentAccount, HolderBankAccount, PaymentRun
+    from budgets.services import budget_set_up
+
+    budget = budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=datetime.date(2026, 12, 1))
+    DirectPaymentAccount.objects.create(
+        budget=budget,
+        kind="bank",
+        account_name="JOAN ROBSON PHB",
+        sort_code="200000",
+        account_number="55779911",
+        signatories="Joan Robson",
+    )
+    holder = budget.lines.get(management_type="third_party").plan_line.third_party_holder
+    HolderBankAccount.objects.create(
+        organisation=holder, account_name="TYNESIDE IUT", sort_code="401162", account_number="12345678"
+    )
+    client.force_login(agreed["finance"])
+    created = client.post(reverse("budgets:payment-runs"), {"run_date": "2026-12-01"})
+    run = PaymentRun.objects.get()
+    page = client.get(created["Location"]).content.decode()
+    assert "another finance officer or manager must approve it" in page and "Approve this payment run" not in page
+    assert client.get(reverse("budgets:payment-run-bacs", kwargs={"pk": run.pk})).status_code == 404  # not yet
+    client.force_login(user_with_role(Role.FINANCE_MANAGER, organisation=agreed["icb"]))
+    client.post(created["Location"], {"action": "approve"})
+    client.post(created["Location"], {"action": "pay"})
+    run.refresh_from_db()
+    assert run.status == "posted"
+    bacs_file = client.get(reverse("budgets:payment-run-bacs", kwargs={"pk": run.pk}))
+    assert bacs_file.content.startswith(b"VOL1") and b"JOAN ROBSON PHB" in bacs_file.content
+    assert "TYNESIDE IUT" in client.get(reverse("budgets:payment-run-csv", kwargs={"pk": run.pk})).content.decode()
+
+
+@pytest.mark.parametrize("role", [Role.CARE_BROKER, Role.PATIENT, Role.AUDITOR])
+def test_payment_runs_are_for_finance_only(client, role):
+    client.force_login(user_with_role(role))
+    assert client.get(reverse("budgets:payment-runs")).status_code == 404
