@@ -209,3 +209,47 @@ class PaymentRunItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payee_name}: {self.amount_pence}p"
+
+
+class InvoiceStatus(models.TextChoices):
+    RECORDED = "recorded", "Waiting for approval"
+    APPROVED = "approved", "Approved"
+    PAID = "paid", "Paid"
+    REJECTED = "rejected", "Rejected"
+
+
+@pghistory.track(append_only=True)
+class Invoice(models.Model):
+    """A provider's invoice against a notional line: recorded by one person, approved by another (maker and
+    checker), then paid by posting the line's commitment."""
+
+    budget_line = models.ForeignKey(BudgetLine, on_delete=models.PROTECT, related_name="invoices")
+    provider = models.ForeignKey("providers.Provider", on_delete=models.PROTECT, related_name="+")
+    invoice_number = models.CharField(max_length=60)
+    invoice_date = models.DateField()
+    amount_pence = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=InvoiceStatus.choices, default=InvoiceStatus.RECORDED)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reasons = models.TextField(blank=True, help_text="Why it was rejected")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_pence__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=models.F("recorded_by")),
+                name="invoice_checker_not_maker",
+            ),
+            models.UniqueConstraint(fields=["provider", "invoice_number"], name="invoice_number_once_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.invoice_number} from {self.provider}"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"invoice:{self.pk}"

@@ -1,0 +1,129 @@
+"""Provider invoices on notional lines (the ICB pays the provider): record, approve (never by the person who
+recorded it), pay. Paying posts the line's open commitment (the rest of it is released) and commits the
+next period, so spend, commitments and the budget stay in step in the ledger."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import IntegrityError, transaction
+
+from brokerage.models import ManagementType, PlanStatus
+from budgets.models import BudgetLine, Invoice, InvoiceStatus
+from budgets.services import PERIODS_A_YEAR, BudgetError, period_dates, split
+from ledger import services as ledger
+from ledger.models import Phase, Transfer
+
+MAX_INVOICE_PENCE = 100_000_00  # £100,000: larger is a typing error, or needs a different route
+INVOICE_TOO_LARGE = "The amount must be between 1p and £100,000.00"
+NOT_NOTIONAL = "Invoices are paid by the ICB only for notional lines; this line is paid another way"
+SAME_PERSON = "You recorded this invoice, so someone else must approve it"
+
+
+def invoice_record(
+    *, line: BudgetLine, provider, invoice_number: str, invoice_date: datetime.date, amount_pence: int, acting_user
+) -> Invoice:
+    if line.management_type != ManagementType.NOTIONAL:
+        raise BudgetError(NOT_NOTIONAL)
+    if line.budget.plan.status not in (PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW):
+        raise BudgetError(f"The budget's plan is {line.budget.plan.get_status_display().lower()}: no new invoices")
+    if not 0 < amount_pence <= MAX_INVOICE_PENCE:
+        raise BudgetError(INVOICE_TOO_LARGE)
+    try:
+        with transaction.atomic():
+            return Invoice.objects.create(
+                budget_line=line,
+                provider=provider,
+                invoice_number=invoice_number.strip(),
+                invoice_date=invoice_date,
+                amount_pence=amount_pence,
+                recorded_by=acting_user,
+            )
+    except IntegrityError as exc:
+        raise BudgetError(f"Invoice {invoice_number} from {provider} is already recorded") from exc
+
+
+def invoice_approve(*, invoice: Invoice, acting_user) -> Invoice:
+    if invoice.recorded_by_id == acting_user.pk:
+        raise BudgetError(SAME_PERSON)
+    updated = Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.RECORDED).update(
+        status=InvoiceStatus.APPROVED, approved_by=acting_user
+    )
+    if not updated:
+        raise BudgetError("Only an invoice waiting for approval can be approved")
+    invoice.refresh_from_db()
+    return invoice
+
+
+def open_commitment(line: BudgetLine) -> Transfer | None:
+    return (
+        Transfer.objects.filter(
+            debit_account_id=line.spend_account_id,
+            phase=Phase.PENDING,
+            resolutions__isnull=True,
+            reference=f"plan-line:{line.plan_line_id}",
+        )
+        .order_by("id")
+        .first()
+    )
+
+
+def invoice_pay(*, invoice: Invoice, acting_user) -> Invoice:
+    """Post the invoice against the line's commitment, once. More than the commitment is paid from the rest of
+    the ICB-held budget (the no-overdraft limit still applies); the next period is then committed."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().select_related("budget_line__budget__plan").get(pk=invoice.pk)
+        if invoice.status == InvoiceStatus.PAID:
+            return invoice
+        if invoice.status != InvoiceStatus.APPROVED:
+            raise BudgetError("Approve the invoice before paying it")
+        line = invoice.budget_line
+        budget = line.budget
+        held = budget.accounts.get(purpose="held:icb").account_id
+        commitment = open_commitment(line)
+        remainder = invoice.amount_pence
+        if commitment is not None:
+            covered = min(remainder, commitment.amount)
+            ledger.pending_post(
+                key=f"{invoice.ledger_key}:commitment",
+                pending=commitment,
+                amount=covered,
+                acting_user=acting_user,
+                effective_date=invoice.invoice_date,
+                description=f"Invoice {invoice.invoice_number}",
+            )
+            remainder -= covered
+        if remainder:
+            ledger.transfer_post(
+                key=f"{invoice.ledger_key}:beyond-commitment",
+                debit_account_id=line.spend_account_id,
+                credit_account_id=held,
+                amount=remainder,
+                code="invoice_payment",
+                effective_date=invoice.invoice_date,
+                reference=f"plan-line:{line.plan_line_id}",
+                description=f"Invoice {invoice.invoice_number}, beyond the commitment",
+                acting_user=acting_user,
+            )
+        _commit_next_period(line, acting_user)
+        invoice.status = InvoiceStatus.PAID
+        invoice.save(update_fields=["status"])
+    return invoice
+
+
+def _commit_next_period(line: BudgetLine, acting_user) -> None:
+    periods = PERIODS_A_YEAR[line.budget.plan.payment_frequency]
+    made = Transfer.objects.filter(debit_account_id=line.spend_account_id, phase=Phase.PENDING).count()
+    if made >= periods or open_commitment(line) is not None:
+        return
+    ledger.transfer_reserve(
+        key=f"{line.budget.owner_ref}:commitment:line-{line.plan_line_id}:{made + 1}",
+        debit_account_id=line.spend_account_id,
+        credit_account_id=line.budget.accounts.get(purpose="held:icb").account_id,
+        amount=split(line.annual_pence, periods)[made],
+        code="commitment",
+        effective_date=period_dates(line.budget.start_date, line.budget.plan.payment_frequency)[made],
+        reference=f"plan-line:{line.plan_line_id}",
+        acting_user=acting_user,
+        description=f"Period {made + 1} service order: {line.plan_line.description}",
+    )

@@ -1,0 +1,97 @@
+"""Provider invoices on the notional district-nursing line (£6,032 a year, £464 committed per 4 weeks),
+as accounting exercises."""
+
+import datetime
+
+import pytest
+
+from accounts.roles import Role
+from budgets import invoices, services
+from budgets.models import InvoiceStatus
+from ledger.models import Account, Transfer
+from tests.factories import user_with_role
+
+pytestmark = pytest.mark.django_db
+START = datetime.date(2026, 12, 1)
+
+
+@pytest.fixture
+def nursing(agreed):
+    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=START)
+    line = budget.lines.get(management_type="notional")
+    agreed["line"] = line
+    agreed["checker"] = user_with_role(Role.FINANCE_MANAGER, organisation=agreed["icb"])
+    return agreed
+
+
+def account(pk) -> Account:
+    return Account.objects.get(pk=pk)
+
+
+def record(crew, amount, number="INV-1"):
+    line = crew["line"]
+    return invoices.invoice_record(
+        line=line,
+        provider=line.plan_line.provider,
+        invoice_number=number,
+        invoice_date=START + datetime.timedelta(days=27),
+        amount_pence=amount,
+        acting_user=crew["finance"],
+    )
+
+
+def test_an_invoice_under_the_commitment_posts_it_and_releases_the_rest(nursing):
+    line = nursing["line"]
+    held_before = account(nursing["line"].budget.accounts.get(purpose="held:icb").account_id).posted_balance
+    invoice = record(nursing, 45_000)
+    with pytest.raises(services.BudgetError, match="someone else"):
+        invoices.invoice_approve(invoice=invoice, acting_user=nursing["finance"])
+    invoices.invoice_approve(invoice=invoice, acting_user=nursing["checker"])
+    invoices.invoice_pay(invoice=invoice, acting_user=nursing["finance"])
+    invoices.invoice_pay(invoice=invoice, acting_user=nursing["finance"])  # paying twice pays once
+    spend = account(line.spend_account_id)
+    # Dr spend £450 / Cr held £450; the £14 left of the first commitment released; period 2's £464 committed.
+    assert (spend.posted_balance, spend.pending_balance) == (45_000, 46_400)
+    held = account(line.budget.accounts.get(purpose="held:icb").account_id)
+    assert held.posted_balance == held_before - 45_000
+    assert Transfer.objects.filter(idempotency_key__startswith=f"invoice:{invoice.pk}").count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+
+
+def test_an_invoice_above_the_commitment_pays_the_difference_from_the_budget(nursing):
+    invoice = record(nursing, 50_000)
+    invoices.invoice_approve(invoice=invoice, acting_user=nursing["checker"])
+    invoices.invoice_pay(invoice=invoice, acting_user=nursing["finance"])
+    spend = account(nursing["line"].spend_account_id)
+    assert spend.posted_balance == 50_000
+    assert Transfer.objects.get(idempotency_key=f"invoice:{invoice.pk}:beyond-commitment").amount == 3_600
+
+
+@pytest.mark.parametrize("amount", [0, -100, 100_000_01])
+def test_zero_negative_or_absurd_amounts_are_refused(nursing, amount):
+    with pytest.raises(services.BudgetError, match="between 1p"):
+        record(nursing, amount)
+
+
+def test_the_same_invoice_number_twice_and_other_lines_are_refused(nursing):
+    record(nursing, 100)
+    with pytest.raises(services.BudgetError, match="already recorded"):
+        record(nursing, 200)
+    direct = nursing["line"].budget.lines.get(management_type="direct_payment")
+    with pytest.raises(services.BudgetError, match="only for notional lines"):
+        invoices.invoice_record(
+            line=direct,
+            provider=direct.plan_line.provider,
+            invoice_number="X",
+            invoice_date=START,
+            amount_pence=100,
+            acting_user=nursing["finance"],
+        )
+
+
+def test_an_unapproved_invoice_cannot_be_paid(nursing):
+    invoice = record(nursing, 100)
+    with pytest.raises(services.BudgetError, match="Approve"):
+        invoices.invoice_pay(invoice=invoice, acting_user=nursing["finance"])
+    assert not Transfer.objects.filter(idempotency_key__startswith="invoice:").exists()
