@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from brokerage import selectors as plan_selectors
 from brokerage.models import CarePlan, PlanStatus
+from budgets import invoices as invoice_services
 from budgets import payment_runs as runs
 from budgets import selectors, services
-from budgets.models import Budget, PaymentRun, RunStatus
+from budgets.models import Budget, Invoice, PaymentRun, RunStatus
 
 
 class SetUpForm(forms.Form):
@@ -147,3 +148,77 @@ def payment_run_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
         response = HttpResponse(runs.payment_run_csv(run), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}.csv"'
     return response
+
+
+# --- Invoices (finance) -----------------------------------------------------------------------------------
+
+
+class InvoiceForm(forms.Form):
+    line = forms.ModelChoiceField(label="Plan line", queryset=None, error_messages={"required": "Select the plan line"})
+    invoice_number = forms.CharField(
+        label="Invoice number", max_length=60, error_messages={"required": "Enter the invoice number"}
+    )
+    invoice_date = forms.DateField(
+        label="Invoice date",
+        error_messages={"required": "Enter the invoice date", "invalid": "Enter a real date, like 2026-12-28"},
+    )
+    amount = forms.DecimalField(
+        label="Amount in pounds",
+        min_value=0,
+        max_digits=10,
+        decimal_places=2,
+        error_messages={
+            "required": "Enter the amount",
+            "invalid": "Enter an amount in pounds and pence, like 450.00",
+            "min_value": "The amount must be more than £0",
+            "max_decimal_places": "Enter an amount in pounds and pence, like 450.00",
+            "max_digits": "The amount must be £100,000.00 or less",
+        },
+    )
+
+    def __init__(self, *args, budget: Budget, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["line"].queryset = budget.lines.filter(management_type="notional").select_related("plan_line")
+        self.fields["line"].label_from_instance = lambda line: line.plan_line.description
+
+
+@login_required
+def invoices(request: HttpRequest) -> HttpResponse:
+    _require_finance(request)
+    problem = None
+    if request.method == "POST":
+        invoice = get_object_or_404(Invoice, pk=request.POST.get("invoice") or 0)
+        try:
+            if request.POST.get("action") == "approve":
+                invoice_services.invoice_approve(invoice=invoice, acting_user=request.user)
+            elif request.POST.get("action") == "pay":
+                invoice_services.invoice_pay(invoice=invoice, acting_user=request.user)
+            return redirect("budgets:invoices")
+        except services.BudgetError as exc:
+            problem = str(exc)
+    waiting = Invoice.objects.exclude(status__in=["paid", "rejected"]).select_related(
+        "provider", "recorded_by", "budget_line__plan_line", "budget_line__budget__plan__person"
+    )
+    return render(request, "budgets/invoices.jinja", {"invoices": waiting, "problem": problem})
+
+
+@login_required
+def invoice_record(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_finance(request)
+    budget = get_object_or_404(Budget, pk=pk)
+    form = InvoiceForm(request.POST or None, budget=budget)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            invoice_services.invoice_record(
+                line=data["line"],
+                provider=data["line"].plan_line.provider,
+                invoice_number=data["invoice_number"],
+                invoice_date=data["invoice_date"],
+                amount_pence=int(data["amount"] * 100),
+                acting_user=request.user,
+            )
+            return redirect("budgets:invoices")
+        except services.BudgetError as exc:
+            form.add_error("amount" if "amount" in str(exc) else None, str(exc))
+    return render(request, "budgets/invoice_record.jinja", {"budget": budget, "form": form})

@@ -95,3 +95,31 @@ def test_an_unapproved_invoice_cannot_be_paid(nursing):
     with pytest.raises(services.BudgetError, match="Approve"):
         invoices.invoice_pay(invoice=invoice, acting_user=nursing["finance"])
     assert not Transfer.objects.filter(idempotency_key__startswith="invoice:").exists()
+
+
+def test_invoice_pages_record_approve_and_pay(client, nursing):
+    from django.urls import reverse
+
+    budget = nursing["line"].budget
+    client.force_login(nursing["finance"])
+    url = reverse("budgets:invoice-record", kwargs={"pk": budget.pk})
+    bad = client.post(
+        url, {"line": nursing["line"].pk, "invoice_number": "N-1", "invoice_date": "2026-12-28", "amount": "-5"}
+    ).content.decode()
+    assert "The amount must be more than £0" in bad and "nhsuk-error-summary" in bad
+    absurd = client.post(
+        url, {"line": nursing["line"].pk, "invoice_number": "N-1", "invoice_date": "2026-12-28", "amount": "250000.00"}
+    ).content.decode()
+    assert "between 1p and £100,000.00" in absurd
+    client.post(
+        url, {"line": nursing["line"].pk, "invoice_number": "N-1", "invoice_date": "2026-12-28", "amount": "450.00"}
+    )
+    invoice = nursing["line"].invoices.get()
+    page = client.get(reverse("budgets:invoices")).content.decode()
+    assert "N-1" in page and "Someone else must approve it" in page
+    client.force_login(nursing["checker"])
+    client.post(reverse("budgets:invoices"), {"invoice": invoice.pk, "action": "approve"})
+    client.post(reverse("budgets:invoices"), {"invoice": invoice.pk, "action": "pay"})
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+    assert account(nursing["line"].spend_account_id).posted_balance == 45_000
