@@ -7,6 +7,7 @@ from accounts.demo import DEMO_USERS, demo_email
 from accounts.models import User
 from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus
+from budgets.models import Budget, Invoice
 from ledger.verification import ledger_verify
 from providers.models import Provider
 from tests.factories import user_with_role
@@ -20,6 +21,21 @@ def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys):
     assert set(CarePlan.objects.values_list("status", flat=True)) == set(PlanStatus)
     assert Provider.objects.count() >= 10
     assert ledger_verify().ok
+    money_states = {
+        PlanStatus.SETTING_UP,
+        PlanStatus.ACTIVE,
+        PlanStatus.UNDER_REVIEW,
+        PlanStatus.SUSPENDED,
+        PlanStatus.STOPPING,
+        PlanStatus.FINAL_AUDIT,
+        PlanStatus.CLOSED,
+        PlanStatus.VARIED,
+    }
+    for plan in CarePlan.objects.filter(status__in=money_states):
+        assert Budget.objects.filter(plan=plan).exists(), plan.status  # set up for real, not just walked
+    active = Budget.objects.filter(plan__status=PlanStatus.ACTIVE)
+    assert active.exists() and all(budget.first_paid_on for budget in active)
+    assert Invoice.objects.filter(status="paid").exists()
     plans_before = CarePlan.objects.count()
     call_command("seed_demo", "--people", "14")  # a second run adds nothing twice
     assert CarePlan.objects.count() == plans_before
