@@ -62,30 +62,22 @@ def _record(fields: list[str], width: int) -> str:
     return line
 
 
+def _file_labels(kind: str, sun: str, serial: str, day: datetime.date) -> list[str]:
+    """HDR1/HDR2 before the records and EOF1/EOF2 after them carry the same fields."""
+    return [
+        _record([f"{kind}1", "A", sun, "S", " ", serial, "000100010001", julian(day), julian(day), "000000",
+                 " " * 20, " " * 11], 80),
+        _record([f"{kind}2", "F", "02000", "00100", " " * 35, "00", " " * 28], 80),
+    ]  # fmt: skip
+
+
 def standard18(*, originator: Originator, credits: list[Credit], processing_day: datetime.date, serial: str) -> bytes:
     sun = digits(originator.service_user_number, 6)
     serial = digits(serial, 6)
     origin_sort, origin_account = digits(originator.sort_code, 6), digits(originator.account_number, 8)
     lines = [
         _record(["VOL1", serial, " ", " " * 20, " " * 6, sun.ljust(14), " " * 28, "1"], 80),
-        _record(
-            [
-                "HDR1",
-                "A",
-                sun,
-                "S",
-                " ",
-                serial,
-                "000100010001",
-                julian(processing_day),
-                julian(processing_day),
-                "000000",
-                " " * 20,
-                " " * 11,
-            ],
-            80,
-        ),
-        _record(["HDR2", "F", "02000", "00100", " " * 35, "00", " " * 28], 80),
+        *_file_labels("HDR", sun, serial, processing_day),
         _record(
             ["UHL1", julian(processing_day), "999999", "    ", "00", "0", "000", " " * 6, "1DAILY  ", "000", " " * 37],
             80,
@@ -134,24 +126,7 @@ def standard18(*, originator: Originator, credits: list[Credit], processing_day:
     )
     count = f"{len(credits):07d}"
     lines += [
-        _record(
-            [
-                "EOF1",
-                "A",
-                sun,
-                "S",
-                " ",
-                serial,
-                "000100010001",
-                julian(processing_day),
-                julian(processing_day),
-                "000000",
-                " " * 20,
-                " " * 11,
-            ],
-            80,
-        ),
-        _record(["EOF2", "F", "02000", "00100", " " * 35, "00", " " * 28], 80),
+        *_file_labels("EOF", sun, serial, processing_day),
         _record(["UTL1", f"{total:013d}", f"{total:013d}", "0000001", count, " " * 10, " " * 26], 80),
     ]
     return ("\r\n".join(lines) + "\r\n").encode("ascii")

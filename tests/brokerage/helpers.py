@@ -182,3 +182,25 @@ def team(icb_org=None):
         "approver": user_with_role(Role.ICB_APPROVER, organisation=icb_org),
         "approver2": user_with_role(Role.ICB_APPROVER, organisation=icb_org),
     }
+
+
+def agreed_crew() -> dict:
+    """A team, a person assigned to its broker and coordinator, and journey 1's plan submitted, approved and
+    agreed: ready for its budget to be set up. Adds a finance officer of the same ICB."""
+    from brokerage.services import plan_approve, plan_record_agreement, plan_submit
+
+    crew = team()
+    crew["person"] = make_person(icb_org=crew["icb"], staff=[crew["broker"], crew["coordinator"]])
+    plan = complete_plan(person=crew["person"], broker=crew["broker"], coordinator=crew["coordinator"])
+    plan_submit(plan=plan, acting_user=crew["broker"])
+    plan_approve(plan=plan, acting_user=crew["approver"])
+    plan_record_agreement(
+        plan=plan,
+        acting_user=crew["broker"],
+        agreed_by_name="Joan Robson",
+        agreed_on=datetime.date(2026, 11, 24),
+        icb_signatory=crew["approver"],
+    )
+    crew["plan"] = plan
+    crew["finance"] = user_with_role(Role.FINANCE_OFFICER, organisation=crew["icb"])
+    return crew

@@ -1,35 +1,20 @@
 """The budget pages in Chromium with axe: set-up with its check step, the budget by line, invoices and runs."""
 
-import datetime
 import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from accounts.roles import Role
-from brokerage import services as plans
-from tests.brokerage.helpers import complete_plan, make_person, team
+from tests.brokerage.helpers import agreed_crew
 from tests.browser.axe import assert_accessible
 from tests.browser.test_sign_in_journeys import sign_in
-from tests.factories import user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_set_up_a_budget_then_finance_pages_are_accessible(live_server, page: Page):
-    crew = team()
-    person = make_person(icb_org=crew["icb"], staff=[crew["broker"]])
-    plan = complete_plan(person=person, broker=crew["broker"])
-    plans.plan_submit(plan=plan, acting_user=crew["broker"])
-    plans.plan_approve(plan=plan, acting_user=crew["approver"])
-    plans.plan_record_agreement(
-        plan=plan,
-        acting_user=crew["broker"],
-        agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 11, 24),
-        icb_signatory=crew["approver"],
-    )
-    finance = user_with_role(Role.FINANCE_OFFICER, organisation=crew["icb"])
+    crew = agreed_crew()
+    plan, finance = crew["plan"], crew["finance"]
 
     sign_in(page, live_server.url, crew["broker"].email)
     page.goto(f"{live_server.url}/plans/{plan.pk}/")

@@ -49,24 +49,10 @@ def test_others_cannot_set_up_or_see_the_budget(client, agreed, role):
 
 
 def test_finance_prepares_approves_pays_and_downloads_a_run(client, agreed):
-    import datetime
+    from budgets.models import PaymentRun
+    from tests.budgets.test_payment_runs import set_up
 
-    from budgets.models import DirectPaymentAccount, HolderBankAccount, PaymentRun
-    from budgets.services import budget_set_up
-
-    budget = budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=datetime.date(2026, 12, 1))
-    DirectPaymentAccount.objects.create(
-        budget=budget,
-        kind="bank",
-        account_name="JOAN ROBSON PHB",
-        sort_code="200000",
-        account_number="55779911",
-        signatories="Joan Robson",
-    )
-    holder = budget.lines.get(management_type="third_party").plan_line.third_party_holder
-    HolderBankAccount.objects.create(
-        organisation=holder, account_name="TYNESIDE IUT", sort_code="401162", account_number="12345678"
-    )
+    set_up(agreed)
     client.force_login(agreed["finance"])
     created = client.post(reverse("budgets:payment-runs"), {"run_date": "2026-12-01"})
     run = PaymentRun.objects.get()
