@@ -28,6 +28,7 @@ urlpatterns = [
     path("finance/ledger/", include("ledger.urls")),
     path("api/ledger/", include((ledger_urls.api_urlpatterns, "ledger-api"))),
     path("api/brokerage/", include(("brokerage.api_urls", "brokerage-api"))),
+    path("api/budgets/", include(("budgets.api_urls", "budgets-api"))),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),

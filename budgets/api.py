@@ -1,0 +1,193 @@
+"""REST API for budgets (scoped like their plans), invoices and payment runs (finance). POSTs that move money
+need an Idempotency-Key header; paying is idempotent in any case (each payment has its own ledger key)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from brokerage import selectors as plan_selectors
+from budgets import invoices as invoice_services
+from budgets import payment_runs as runs
+from budgets import selectors
+from budgets.models import Budget, Invoice, PaymentRun
+from budgets.services import BudgetError
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="Your own unique id for this money movement",
+)
+
+
+class IsFinance(BasePermission):
+    """Finance staff read and act; auditors read."""
+
+    message = "Only finance staff can do this."
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS") and request.user.has_perm("ledger.view_account"):
+            return True
+        return request.user.has_perm("budgets.run_payments")
+
+
+def require_idempotency_key(request) -> None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > 200:
+        raise ValidationError({"Idempotency-Key": ["Send an Idempotency-Key header for every payment"]})
+
+
+def refused(exc: BudgetError) -> Response:
+    return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+
+class LineFiguresSerializer(serializers.Serializer):
+    description = serializers.CharField()
+    management_type = serializers.CharField()
+    planned = serializers.IntegerField(help_text="Pence")
+    committed = serializers.IntegerField(help_text="Pence")
+    spent = serializers.IntegerField(help_text="Pence")
+    remaining = serializers.IntegerField(help_text="Pence")
+    account_code = serializers.CharField()
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    lines = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Budget
+        fields = ["id", "plan", "start_date", "annual_pence", "first_paid_on", "lines"]
+
+    @extend_schema(exclude=True)
+    def get_lines(self, budget) -> list[dict]:
+        return LineFiguresSerializer(selectors.line_figures(budget), many=True).data
+
+
+class BudgetViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = BudgetSerializer
+
+    def get_queryset(self):
+        return Budget.objects.filter(plan__in=plan_selectors.plans_visible_to(self.request.user)).order_by("id")
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "budget_line",
+            "provider",
+            "invoice_number",
+            "invoice_date",
+            "amount_pence",
+            "status",
+            "recorded_by",
+            "approved_by",
+        ]
+        read_only_fields = ["provider", "status", "recorded_by", "approved_by"]
+
+
+class InvoiceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = InvoiceSerializer
+    permission_classes = [IsFinance]
+    queryset = Invoice.objects.select_related("budget_line").order_by("-id")
+
+    def create(self, request, *args, **kwargs):
+        body = InvoiceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            invoice = invoice_services.invoice_record(
+                line=data["budget_line"],
+                provider=data["budget_line"].plan_line.provider,
+                invoice_number=data["invoice_number"],
+                invoice_date=data["invoice_date"],
+                amount_pence=data["amount_pence"],
+                acting_user=request.user,
+            )
+        except BudgetError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(InvoiceSerializer(invoice).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=InvoiceSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        try:
+            return Response(
+                InvoiceSerializer(
+                    invoice_services.invoice_approve(invoice=self.get_object(), acting_user=request.user)
+                ).data
+            )
+        except BudgetError as exc:
+            return refused(exc)
+
+    @extend_schema(request=None, responses=InvoiceSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @action(detail=True, methods=["post"])
+    def pay(self, request, pk=None):
+        require_idempotency_key(request)
+        try:
+            return Response(
+                InvoiceSerializer(
+                    invoice_services.invoice_pay(invoice=self.get_object(), acting_user=request.user)
+                ).data
+            )
+        except BudgetError as exc:
+            return refused(exc)
+
+
+class PaymentRunSerializer(serializers.ModelSerializer):
+    total_pence = serializers.IntegerField(read_only=True)
+    items = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PaymentRun
+        fields = ["id", "run_date", "status", "author", "approved_by", "total_pence", "items"]
+        read_only_fields = ["status", "author", "approved_by"]
+
+    @extend_schema(exclude=True)
+    def get_items(self, run) -> list[dict]:
+        return [
+            {"payee": item.payee_name, "amount_pence": item.amount_pence, "reference": item.reference}
+            for item in run.items.all()
+        ]
+
+
+class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = PaymentRunSerializer
+    permission_classes = [IsFinance]
+    queryset = PaymentRun.objects.prefetch_related("items").order_by("-id")
+
+    def create(self, request, *args, **kwargs):
+        body = PaymentRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run, left_out = runs.payment_run_create(run_date=body.validated_data["run_date"], acting_user=request.user)
+        data = PaymentRunSerializer(run).data
+        data["left_out_without_bank_details"] = len(left_out)
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=PaymentRunSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        try:
+            return Response(
+                PaymentRunSerializer(runs.payment_run_approve(run=self.get_object(), acting_user=request.user)).data
+            )
+        except BudgetError as exc:
+            return refused(exc)
+
+    @extend_schema(request=None, responses=PaymentRunSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @action(detail=True, methods=["post"])
+    def pay(self, request, pk=None):
+        require_idempotency_key(request)
+        try:
+            return Response(
+                PaymentRunSerializer(runs.payment_run_post(run=self.get_object(), acting_user=request.user)).data
+            )
+        except BudgetError as exc:
+            return refused(exc)

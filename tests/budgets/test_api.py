@@ -1,0 +1,73 @@
+"""The budgets API: budgets scoped like their plans; invoices and payment runs for finance, with
+Idempotency-Key on the POSTs that pay."""
+
+import datetime
+
+import pytest
+
+from accounts.roles import Role
+from budgets import services
+from tests.budgets.test_payment_runs import set_up
+from tests.factories import user_with_role
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, url, body=None, key=None):
+    headers = {"Idempotency-Key": key} if key else {}
+    return client.post(url, body or {}, content_type="application/json", headers=headers)
+
+
+def test_invoice_and_run_through_the_api(client, agreed):
+    budget = set_up(agreed)
+    manager = user_with_role(Role.FINANCE_MANAGER, organisation=agreed["icb"])
+    nursing = budget.lines.get(management_type="notional")
+    client.force_login(agreed["finance"])
+    detail = client.get(f"/api/budgets/budgets/{budget.pk}/").json()
+    assert {line["description"] for line in detail["lines"]} >= {"District nursing"}
+    invoice = post(
+        client,
+        "/api/budgets/invoices/",
+        {"budget_line": nursing.pk, "invoice_number": "A-1", "invoice_date": "2026-12-28", "amount_pence": 45_000},
+    )
+    assert invoice.status_code == 201
+    bad = post(
+        client,
+        "/api/budgets/invoices/",
+        {"budget_line": nursing.pk, "invoice_number": "A-2", "invoice_date": "2026-12-28", "amount_pence": -1},
+    )
+    assert bad.status_code == 400 and "between 1p" in bad.json()["detail"]
+    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/approve/").status_code == 409  # the maker
+    run = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).json()
+    assert len(run["items"]) == 2 and run["status"] == "draft"
+
+    client.force_login(manager)
+    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/approve/").json()["status"] == "approved"
+    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/").status_code == 400  # no key
+    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/", key="pay-a-1").json()["status"] == "paid"
+    assert post(client, f"/api/budgets/payment-runs/{run['id']}/approve/").json()["status"] == "approved"
+    paid = post(client, f"/api/budgets/payment-runs/{run['id']}/pay/", key="run-1")
+    assert paid.json()["status"] == "posted"
+    again = post(client, f"/api/budgets/payment-runs/{run['id']}/pay/", key="run-1")
+    assert again.status_code == 200 and again.json()["status"] == "posted"
+
+
+@pytest.mark.parametrize("role", [Role.PATIENT, Role.CARE_BROKER])
+def test_outsiders_get_no_budgets_and_no_finance_endpoints(client, agreed, role):
+    budget = services.budget_set_up(
+        plan=agreed["plan"], acting_user=agreed["finance"], start_date=datetime.date(2026, 12, 1)
+    )
+    client.force_login(user_with_role(role))
+    assert client.get(f"/api/budgets/budgets/{budget.pk}/").status_code == 404
+    assert client.get("/api/budgets/invoices/").status_code == 403
+    assert post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).status_code == 403
+
+
+def test_auditors_read_budgets_invoices_and_runs_but_change_nothing(client, agreed):
+    budget = services.budget_set_up(
+        plan=agreed["plan"], acting_user=agreed["finance"], start_date=datetime.date(2026, 12, 1)
+    )
+    client.force_login(user_with_role(Role.AUDITOR))
+    assert client.get(f"/api/budgets/budgets/{budget.pk}/").status_code == 200
+    assert client.get("/api/budgets/invoices/").status_code == 200
+    assert post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).status_code == 403
