@@ -253,3 +253,31 @@ class Invoice(models.Model):
     @property
     def ledger_key(self) -> str:
         return f"invoice:{self.pk}"
+
+
+class SpendFlag(models.TextChoices):
+    NONE = "", "None"
+    UNCODED = "uncoded", "Not coded to a plan line: review"
+
+
+@pghistory.track(append_only=True)
+class DirectPaymentSpend(models.Model):
+    """Money spent from the direct-payment account, coded to the plan line it pays for (rule 9). Spending
+    with no line is still recorded, in the budget's uncoded account, and flagged for review."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="dp_spends")
+    budget_line = models.ForeignKey(BudgetLine, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payee = models.CharField(max_length=200)
+    spent_on = models.DateField()
+    amount_pence = models.BigIntegerField()
+    flag = models.CharField(max_length=20, choices=SpendFlag.choices, blank=True, default=SpendFlag.NONE)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["-spent_on", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_pence__gt=0), name="dp_spend_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.payee}: {self.amount_pence}p"

@@ -1,0 +1,107 @@
+"""Direct-payment spending as an accounting exercise: coded to the plan line, or flagged as uncoded."""
+
+import datetime
+
+import pytest
+
+from budgets import services, spending
+from budgets.models import DirectPaymentSpend, PaymentKind, ScheduledPayment, SpendFlag
+from ledger.models import Account
+
+pytestmark = pytest.mark.django_db
+START = datetime.date(2026, 12, 1)
+
+
+@pytest.fixture
+def paid(agreed):
+    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=START)
+    instalment = ScheduledPayment.objects.filter(budget=budget, kind=PaymentKind.DIRECT_PAYMENT).first()
+    services.scheduled_payment_pay(payment=instalment, acting_user=agreed["finance"])  # £23.07 in, plan active
+    agreed["budget"] = budget
+    agreed["dp_line"] = budget.lines.get(management_type="direct_payment")
+    return agreed
+
+
+def balance(code) -> int:
+    return Account.objects.get(code=code).posted_balance
+
+
+def test_coded_spend_moves_money_from_the_account_to_the_line(paid):
+    budget, line = paid["budget"], paid["dp_line"]
+    spend = spending.dp_spend_record(
+        budget=budget,
+        line=line,
+        payee="Harmony Singers",
+        spent_on=START,
+        amount_pence=600,
+        key="receipt-1",
+        acting_user=paid["finance"],
+    )
+    assert spend.flag == SpendFlag.NONE
+    assert balance(f"{budget.owner_ref}:held:direct-payment") == 2307 - 600
+    assert Account.objects.get(pk=line.spend_account_id).posted_balance == 600
+    again = spending.dp_spend_record(
+        budget=budget,
+        line=line,
+        payee="Harmony Singers",
+        spent_on=START,
+        amount_pence=600,
+        key="receipt-1",
+        acting_user=paid["finance"],
+    )
+    assert again.pk == spend.pk and balance(f"{budget.owner_ref}:held:direct-payment") == 1707
+
+
+def test_uncoded_spend_is_recorded_and_flagged_for_review(paid):
+    budget = paid["budget"]
+    spend = spending.dp_spend_record(
+        budget=budget,
+        line=None,
+        payee="Corner shop",
+        spent_on=START,
+        amount_pence=250,
+        key="receipt-2",
+        acting_user=paid["finance"],
+    )
+    assert spend.flag == SpendFlag.UNCODED
+    assert balance(f"{budget.owner_ref}:spend:uncoded") == 250
+    assert DirectPaymentSpend.objects.filter(budget=budget, flag=SpendFlag.UNCODED).count() == 1
+
+
+def test_spending_more_than_the_account_holds_is_refused_and_nothing_is_kept(paid):
+    with pytest.raises(services.BudgetError, match="does not hold enough"):
+        spending.dp_spend_record(
+            budget=paid["budget"],
+            line=paid["dp_line"],
+            payee="Big purchase",
+            spent_on=START,
+            amount_pence=2308,
+            key="receipt-3",
+            acting_user=paid["finance"],
+        )
+    assert not DirectPaymentSpend.objects.filter(idempotency_key="receipt-3").exists()
+
+
+def test_other_lines_and_absurd_amounts_are_refused(paid):
+    nursing = paid["budget"].lines.get(management_type="notional")
+    with pytest.raises(services.BudgetError, match="direct-payment lines"):
+        spending.dp_spend_record(
+            budget=paid["budget"],
+            line=nursing,
+            payee="X",
+            spent_on=START,
+            amount_pence=10,
+            key="r4",
+            acting_user=paid["finance"],
+        )
+    for amount in (0, -5, 50_000_01):
+        with pytest.raises(services.BudgetError, match="between 1p"):
+            spending.dp_spend_record(
+                budget=paid["budget"],
+                line=paid["dp_line"],
+                payee="X",
+                spent_on=START,
+                amount_pence=amount,
+                key=f"r-{amount}",
+                acting_user=paid["finance"],
+            )
