@@ -89,6 +89,7 @@ class ScheduledPayment(models.Model):
     amount_pence = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.DUE)
     transfer_key = models.CharField(max_length=200, unique=True, help_text="The ledger idempotency key it posts with")
+    offset_pence = models.BigIntegerField(default=0, help_text="Surplus offset against this instalment (rule 15)")
 
     class Meta:
         ordering = ["due_on", "id"]
@@ -96,6 +97,10 @@ class ScheduledPayment(models.Model):
             models.CheckConstraint(condition=Q(amount_pence__gt=0), name="scheduled_payment_positive"),
             models.CheckConstraint(
                 condition=Q(kind="direct_payment") | Q(holder__isnull=False), name="third_party_payment_has_holder"
+            ),
+            models.CheckConstraint(
+                condition=Q(offset_pence__gte=0, offset_pence__lte=models.F("amount_pence")),
+                name="offset_at_most_the_payment",
             ),
         ]
 

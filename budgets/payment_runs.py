@@ -51,6 +51,10 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
         run = PaymentRun.objects.create(run_date=run_date, author=acting_user)
         left_out = []
         for payment in due:
+            net = payment.amount_pence - payment.offset_pence
+            if net == 0:  # wholly offset by surplus: nothing to send, but the instalment is still recorded
+                scheduled_payment_pay(payment=payment, acting_user=acting_user)
+                continue
             payee = _payee(payment)
             if payee is None:
                 left_out.append(payment)
@@ -58,7 +62,7 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
             PaymentRunItem.objects.create(
                 run=run,
                 scheduled_payment=payment,
-                amount_pence=payment.amount_pence,
+                amount_pence=net,
                 payee_name=payee.account_name,
                 sort_code=payee.sort_code,
                 account_number=payee.account_number,

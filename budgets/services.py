@@ -216,6 +216,19 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> Schedule
             description=payment.get_kind_display(),
             acting_user=acting_user,
         )
+        if payment.offset_pence:
+            # The surplus offset, as its own posting: back from the direct-payment account to the ICB.
+            ledger.transfer_post(
+                key=f"{payment.transfer_key}:offset",
+                debit_account_id=accounts["held:icb"],
+                credit_account_id=accounts[target],
+                amount=payment.offset_pence,
+                code="surplus_offset",
+                effective_date=payment.due_on,
+                reference=budget.owner_ref,
+                acting_user=acting_user,
+                description="Surplus offset against this instalment",
+            )
         payment.status = PaymentStatus.PAID
         payment.save(update_fields=["status"])
         if budget.first_paid_on is None:
@@ -224,4 +237,34 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> Schedule
             plans.plan_transition(
                 plan=budget.plan, name="activate", acting_user=acting_user, reasons="First payment made"
             )
+    return payment
+
+
+def dp_surplus(budget: Budget, *, weeks: int | None = None) -> int:
+    """Pence held in the direct-payment account above `weeks` of its scheduled spend. The contingency sits
+    in its own account, so it is never counted (rule 14)."""
+    from django.conf import settings
+
+    weeks = settings.SURPLUS_WEEKS if weeks is None else weeks
+    annual = sum(line.annual_pence for line in budget.lines.filter(management_type=ManagementType.DIRECT_PAYMENT))
+    held = budget.accounts.get(purpose="held:direct-payment").account.posted_balance
+    return max(0, held - annual * weeks // 52)
+
+
+def surplus_offset(*, budget: Budget, weeks: int | None = None) -> ScheduledPayment | None:
+    """Rule 15: offset the surplus against the next direct-payment instalment, by at most its amount. The
+    instalment is then paid net (the run pays less) and the offset is posted as its own transfer when it is
+    paid. Only the next instalment, and only once."""
+    with transaction.atomic():
+        payment = (
+            ScheduledPayment.objects.select_for_update()
+            .filter(budget=budget, kind=PaymentKind.DIRECT_PAYMENT, status=PaymentStatus.DUE)
+            .order_by("due_on", "id")
+            .first()
+        )
+        surplus = dp_surplus(budget, weeks=weeks)
+        if payment is None or payment.offset_pence or surplus == 0:
+            return None
+        payment.offset_pence = min(surplus, payment.amount_pence)
+        payment.save(update_fields=["offset_pence"])
     return payment

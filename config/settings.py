@@ -208,6 +208,9 @@ BACS_ORIGINATOR = {
     "account_number": os.environ.get("BACS_ACCOUNT_NUMBER", "00733445"),
 }
 
+# Rule 14/15: a direct-payment account holding more than this many weeks of scheduled spend is in surplus.
+SURPLUS_WEEKS = int(os.environ.get("SURPLUS_WEEKS", 8))
+
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
