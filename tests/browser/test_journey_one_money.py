@@ -9,13 +9,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.roles import Role
-from budgets.models import Budget, DirectPaymentAccount, HolderBankAccount
+from budgets.models import Budget
 from budgets.selectors import line_figures
 from ledger import selectors as ledger_selectors
 from ledger.models import Account
 from tests.brokerage.helpers import agreed_crew
 from tests.browser.axe import assert_accessible
 from tests.browser.test_sign_in_journeys import sign_in
+from tests.budgets.test_payment_runs import add_bank_details
 from tests.factories import user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,19 +35,7 @@ def test_set_up_first_payment_run_and_an_invoice_paid(live_server, page: Page):
     page.get_by_role("button", name="Set up the budget").click()
     expect(page).to_have_url(re.compile(r"/budgets/\d+/$"))
     budget = Budget.objects.get(plan=crew["plan"])
-    # Bank details are entered by an administrator (the admin site) before the first run.
-    DirectPaymentAccount.objects.create(
-        budget=budget,
-        kind="bank",
-        account_name="JOAN ROBSON PHB",
-        sort_code="200000",
-        account_number="55779911",
-        signatories="Joan Robson",
-    )
-    holder = budget.lines.get(management_type="third_party").plan_line.third_party_holder
-    HolderBankAccount.objects.create(
-        organisation=holder, account_name="TYNESIDE IUT", sort_code="401162", account_number="12345678"
-    )
+    add_bank_details(budget)  # entered by an administrator before the first run
 
     page.get_by_role("link", name="Record a provider invoice").click()
     page.get_by_label("Plan line").select_option(label="District nursing")

@@ -32,8 +32,8 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 START = datetime.date(2026, 12, 1)
 
 
-def set_up(agreed):
-    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=START)
+def add_bank_details(budget):
+    """What an administrator enters before the first run: the dedicated account and the holder's bank."""
     DirectPaymentAccount.objects.create(
         budget=budget,
         kind="bank",
@@ -46,6 +46,11 @@ def set_up(agreed):
     HolderBankAccount.objects.create(
         organisation=holder, account_name="TYNESIDE IUT", sort_code="401162", account_number="12345678"
     )
+
+
+def set_up(agreed):
+    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=START)
+    add_bank_details(budget)
     return budget
 
 
