@@ -47,6 +47,8 @@ rules.add_perm(
 # Payment runs: finance officers prepare and pay them; a finance officer or manager other than the author
 # approves (checked by the service).
 rules.add_perm("budgets.run_payments", is_finance)
+# Third-party holder staff see the budgets their organisation holds, and record spending and returns there.
+rules.add_perm("budgets.hold_budgets", is_third_party_staff)
 
 # The ledger's finance pages and API: finance staff use them, auditors read them.
 rules.add_perm("ledger.view_account", is_finance | is_auditor)

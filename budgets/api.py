@@ -127,35 +127,36 @@ class InvoiceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except BudgetError as exc:
             return refused(exc)
 
-    @extend_schema(request=None, responses=InvoiceSerializer, parameters=[IDEMPOTENCY_HEADER])
-    @action(detail=True, methods=["post"])
-    def pay(self, request, pk=None):
-        require_idempotency_key(request)
-        try:
-            return Response(
-                InvoiceSerializer(
-                    invoice_services.invoice_pay(invoice=self.get_object(), acting_user=request.user)
-                ).data
-            )
-        except BudgetError as exc:
-            return refused(exc)
-
 
 class PaymentRunSerializer(serializers.ModelSerializer):
     total_pence = serializers.IntegerField(read_only=True)
     items = serializers.SerializerMethodField()
+    totals = serializers.SerializerMethodField()
 
     class Meta:
         model = PaymentRun
-        fields = ["id", "run_date", "status", "author", "approved_by", "total_pence", "items"]
+        fields = ["id", "run_date", "status", "author", "approved_by", "total_pence", "totals", "items"]
         read_only_fields = ["status", "author", "approved_by"]
 
     @extend_schema(exclude=True)
     def get_items(self, run) -> list[dict]:
         return [
-            {"payee": item.payee_name, "amount_pence": item.amount_pence, "reference": item.reference}
-            for item in run.items.all()
+            {
+                "payee": item.payee_name,
+                "amount_pence": item.amount_pence,
+                "reference": item.reference,
+                "method": item.method,
+                "paying_for": item.paying_for,
+                "paid": item.paid_at is not None,
+                "failure": item.failure,
+            }
+            for item in run.items.select_related("invoice", "scheduled_payment")
         ]
+
+    @extend_schema(exclude=True)
+    def get_totals(self, run) -> dict:
+        totals = selectors.run_totals(run)
+        return {"by_type": totals.by_type, "by_funder": totals.by_funder, "by_method": totals.by_method}
 
 
 class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):

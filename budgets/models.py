@@ -124,6 +124,14 @@ class DirectPaymentAccount(models.Model):
     sort_code = models.CharField(max_length=6)
     account_number = models.CharField(max_length=8)
     signatories = models.TextField(help_text="Who may operate the account, one a line")
+    recipient = models.ForeignKey(
+        "brokerage.Representative",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The representative or nominee who receives the direct payment; empty when the person does (rule 7)",
+    )
 
     class Meta:
         constraints = [
@@ -146,6 +154,9 @@ class HolderBankAccount(models.Model):
     account_name = models.CharField(max_length=18)
     sort_code = models.CharField(max_length=6)
     account_number = models.CharField(max_length=8)
+    stripe_account_id = models.CharField(
+        max_length=40, blank=True, help_text="A Stripe connected account: transfers go there instead of by BACS"
+    )
 
     class Meta:
         constraints = [
@@ -200,20 +211,63 @@ class PaymentRun(models.Model):
         return sum(item.amount_pence for item in self.items.all())
 
 
+class PayoutMethod(models.TextChoices):
+    BACS = "bacs", "BACS"
+    CONNECT = "connect", "Stripe transfer"
+
+
 class PaymentRunItem(models.Model):
+    """One payment in a run: a scheduled payment or an approved invoice, sent by BACS file or, to a payee with
+    a connected Stripe account, as a Connect transfer carrying our own idempotency key."""
+
     run = models.ForeignKey(PaymentRun, on_delete=models.PROTECT, related_name="items")
-    scheduled_payment = models.OneToOneField(ScheduledPayment, on_delete=models.PROTECT, related_name="run_item")
+    scheduled_payment = models.OneToOneField(
+        ScheduledPayment, on_delete=models.PROTECT, null=True, blank=True, related_name="run_item"
+    )
+    invoice = models.OneToOneField("Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="run_item")
     amount_pence = models.BigIntegerField()
     payee_name = models.CharField(max_length=18)
-    sort_code = models.CharField(max_length=6)
-    account_number = models.CharField(max_length=8)
+    method = models.CharField(max_length=10, choices=PayoutMethod.choices, default=PayoutMethod.BACS)
+    sort_code = models.CharField(max_length=6, blank=True)
+    account_number = models.CharField(max_length=8, blank=True)
+    connect_account = models.CharField(max_length=40, blank=True)
     reference = models.CharField(max_length=18)
+    gateway_transfer_id = models.CharField(max_length=60, blank=True)
+    failure = models.TextField(blank=True, help_text="Why the gateway refused it; paying the run again retries")
+    paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scheduled_payment__isnull=True, invoice__isnull=False)
+                | Q(scheduled_payment__isnull=False, invoice__isnull=True),
+                name="run_item_pays_one_thing",
+            ),
+            models.CheckConstraint(
+                condition=Q(method="bacs", sort_code__regex=r"^\d{6}$", account_number__regex=r"^\d{8}$")
+                | Q(method="connect", connect_account__startswith="acct_"),
+                name="run_item_has_payee_details",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.payee_name}: {self.amount_pence}p"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Sent with the Connect transfer: the same item never pays twice, even if the run is retried."""
+        return f"payment-run-item:{self.pk}"
+
+    @property
+    def paying_for(self) -> str:
+        if self.invoice_id:
+            return f"Invoice {self.invoice.invoice_number}"
+        return self.scheduled_payment.get_kind_display()
+
+    @property
+    def budget(self):
+        return self.invoice.budget_line.budget if self.invoice_id else self.scheduled_payment.budget
 
 
 class InvoiceStatus(models.TextChoices):
@@ -286,3 +340,90 @@ class DirectPaymentSpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payee}: {self.amount_pence}p"
+
+
+@pghistory.track(append_only=True)
+class HolderSpend(models.Model):
+    """Money a third-party holder spent from what it holds for the budget, coded to the plan line it pays for,
+    or recorded as uncoded and flagged for review (rule 9)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="holder_spends")
+    holder = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    budget_line = models.ForeignKey(BudgetLine, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payee = models.CharField(max_length=200)
+    spent_on = models.DateField()
+    amount_pence = models.BigIntegerField()
+    flag = models.CharField(max_length=20, choices=SpendFlag.choices, blank=True, default=SpendFlag.NONE)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["-spent_on", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_pence__gt=0), name="holder_spend_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.payee}: {self.amount_pence}p"
+
+
+@pghistory.track(append_only=True)
+class HolderReturn(models.Model):
+    """A third-party holder's periodic return (rule 20): what it received and spent for the budget in a period,
+    taken from the ledger when submitted, with the holder's own note."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="holder_returns")
+    holder = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    received_pence = models.BigIntegerField()
+    spent_pence = models.BigIntegerField()
+    uncoded_pence = models.BigIntegerField()
+    balance_pence = models.BigIntegerField(help_text="What the holder held for the budget at the end of the period")
+    note = models.TextField(blank=True)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    submitted_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(period_end__gte=models.F("period_start")), name="return_period_order"),
+            models.UniqueConstraint(fields=["budget", "holder", "period_start"], name="return_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return {self.period_start} to {self.period_end} for {self.budget}"
+
+
+class MoneyInSource(models.TextChoices):
+    FUNDER = "funder", "One of the budget's funders"
+    CONTRIBUTION = "contribution", "The person's assessed contribution"
+    OTHER = "other", "Anyone else"
+
+
+@pghistory.track(append_only=True)
+class DirectPaymentMoneyIn(models.Model):
+    """Money paid into the dedicated account other than by a payment run. Anything not from the budget's funders
+    or the person's recorded contribution is kept apart and flagged as mixing (rule 8)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="dp_money_in")
+    received_on = models.DateField()
+    amount_pence = models.BigIntegerField()
+    payer = models.CharField(max_length=200)
+    source = models.CharField(max_length=20, choices=MoneyInSource.choices)
+    mixing = models.BooleanField(default=False)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_pence__gt=0), name="dp_money_in_positive"),
+            models.CheckConstraint(
+                condition=Q(source="other", mixing=True) | (~Q(source="other") & Q(mixing=False)),
+                name="dp_money_in_mixing_is_other",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payer}: {self.amount_pence}p"

@@ -4,6 +4,7 @@ killed halfway and started again pays nothing twice."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 from django.conf import settings
@@ -11,14 +12,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokerage.models import PlanStatus
-from budgets import bacs
+from budgets import bacs, payments
+from budgets.invoices import invoice_pay
 from budgets.models import (
     DirectPaymentAccount,
     HolderBankAccount,
+    Invoice,
+    InvoiceStatus,
     PaymentKind,
     PaymentRun,
     PaymentRunItem,
     PaymentStatus,
+    PayoutMethod,
     RunStatus,
     ScheduledPayment,
 )
@@ -27,15 +32,52 @@ from budgets.services import BudgetError, scheduled_payment_pay
 NOT_THE_AUTHOR = "You created this payment run, so someone else must approve it"
 
 
-def _payee(payment: ScheduledPayment):
+@dataclasses.dataclass(frozen=True)
+class Payee:
+    name: str
+    sort_code: str = ""
+    account_number: str = ""
+    connect_account: str = ""
+
+
+def _payee_for_payment(payment: ScheduledPayment) -> Payee | None:
     if payment.kind == PaymentKind.DIRECT_PAYMENT:
-        return DirectPaymentAccount.objects.filter(budget_id=payment.budget_id).first()
-    return HolderBankAccount.objects.filter(organisation_id=payment.holder_id).first()
+        account = DirectPaymentAccount.objects.filter(budget_id=payment.budget_id).first()
+        return account and Payee(account.account_name, account.sort_code, account.account_number)
+    holder = HolderBankAccount.objects.filter(organisation_id=payment.holder_id).first()
+    return holder and Payee(holder.account_name, holder.sort_code, holder.account_number, holder.stripe_account_id)
 
 
-def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[PaymentRun, list[ScheduledPayment]]:
-    """Gather every due payment of a live budget not yet in a run. Returns the run and what was left out
-    because the payee has no bank details yet."""
+def _payee_for_invoice(invoice: Invoice) -> Payee | None:
+    provider = invoice.provider
+    name = (provider.account_name or provider.name)[:18]
+    if provider.stripe_account_id:
+        return Payee(name, connect_account=provider.stripe_account_id)
+    if provider.sort_code and provider.account_number:
+        return Payee(name, provider.sort_code.replace("-", ""), provider.account_number)
+    return None
+
+
+def _add_item(run: PaymentRun, payee: Payee, amount: int, reference: str, **paying) -> PaymentRunItem:
+    return PaymentRunItem.objects.create(
+        run=run,
+        amount_pence=amount,
+        payee_name=payee.name,
+        method=PayoutMethod.CONNECT if payee.connect_account else PayoutMethod.BACS,
+        sort_code="" if payee.connect_account else payee.sort_code,
+        account_number="" if payee.connect_account else payee.account_number,
+        connect_account=payee.connect_account,
+        reference=reference,
+        **paying,
+    )
+
+
+LIVE = [PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.STOPPING]
+
+
+def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[PaymentRun, list]:
+    """Gather every due payment of a live budget and every approved invoice not yet in a run. Returns the run
+    and what was left out because the payee has no bank details or connected account yet."""
     with transaction.atomic():
         # Locked, and skipped if another run is gathering them right now: a payment joins one run only.
         due = (
@@ -44,30 +86,35 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
                 status=PaymentStatus.DUE,
                 due_on__lte=run_date,
                 budget__plan__status__in=[PlanStatus.SETTING_UP, PlanStatus.ACTIVE],
+                run_item__isnull=True,
             )
-            .exclude(pk__in=PaymentRunItem.objects.values("scheduled_payment_id"))
             .order_by("due_on", "id")
         )
+        invoices = (
+            Invoice.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=InvoiceStatus.APPROVED, run_item__isnull=True, budget_line__budget__plan__status__in=LIVE)
+            .select_related("provider")
+            .order_by("invoice_date", "id")
+        )
         run = PaymentRun.objects.create(run_date=run_date, author=acting_user)
-        left_out = []
+        left_out: list = []
         for payment in due:
             net = payment.amount_pence - payment.offset_pence
             if net == 0:  # wholly offset by surplus: nothing to send, but the instalment is still recorded
                 scheduled_payment_pay(payment=payment, acting_user=acting_user)
                 continue
-            payee = _payee(payment)
+            payee = _payee_for_payment(payment)
             if payee is None:
                 left_out.append(payment)
                 continue
-            PaymentRunItem.objects.create(
-                run=run,
-                scheduled_payment=payment,
-                amount_pence=net,
-                payee_name=payee.account_name,
-                sort_code=payee.sort_code,
-                account_number=payee.account_number,
-                reference=f"PHB {payment.budget_id} {payment.due_on:%d%m%y}",
-            )
+            reference = f"PHB {payment.budget_id} {payment.due_on:%d%m%y}"
+            _add_item(run, payee, net, reference, scheduled_payment=payment)
+        for invoice in invoices:
+            payee = _payee_for_invoice(invoice)
+            if payee is None:
+                left_out.append(invoice)
+                continue
+            _add_item(run, payee, invoice.amount_pence, invoice.invoice_number[:18], invoice=invoice)
     return run, left_out
 
 
@@ -87,17 +134,44 @@ def payment_run_approve(*, run: PaymentRun, acting_user) -> PaymentRun:
 
 
 def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
-    """Post every item; each is its own transaction, keyed by its scheduled payment, so re-running is safe."""
+    """Pay every item; each is its own transaction, keyed by what it pays, so re-running is safe. A Connect
+    transfer is sent first with the item's own idempotency key (sending it again returns the same transfer),
+    then posted. The run is paid once every item is; an item the gateway refused is kept with its reason and
+    retried the next time the run is paid."""
     run.refresh_from_db()
     if run.status == RunStatus.DRAFT:
         raise BudgetError("Approve the payment run before paying it")
-    for item in run.items.select_related("scheduled_payment"):
-        scheduled_payment_pay(payment=item.scheduled_payment, acting_user=acting_user)
-    PaymentRun.objects.filter(pk=run.pk, status=RunStatus.APPROVED).update(
-        status=RunStatus.POSTED, posted_at=timezone.now()
-    )
+    items = run.items.filter(paid_at__isnull=True).select_related("scheduled_payment", "invoice")
+    for item in items:
+        if item.method == PayoutMethod.CONNECT and not _send_transfer(item):
+            continue
+        with transaction.atomic():
+            if item.invoice_id:
+                invoice_pay(invoice=item.invoice, acting_user=acting_user)
+            else:
+                scheduled_payment_pay(payment=item.scheduled_payment, acting_user=acting_user)
+            PaymentRunItem.objects.filter(pk=item.pk).update(paid_at=timezone.now(), failure="")
+    if not run.items.filter(paid_at__isnull=True).exists():
+        PaymentRun.objects.filter(pk=run.pk, status=RunStatus.APPROVED).update(
+            status=RunStatus.POSTED, posted_at=timezone.now()
+        )
     run.refresh_from_db()
     return run
+
+
+def _send_transfer(item: PaymentRunItem) -> bool:
+    try:
+        transfer = payments.gateway().transfer(
+            destination_account=item.connect_account,
+            amount_pence=item.amount_pence,
+            metadata={"payment_run": str(item.run_id), "item": str(item.pk), "reference": item.reference},
+            idempotency_key=item.idempotency_key,
+        )
+    except payments.GatewayError as exc:
+        PaymentRunItem.objects.filter(pk=item.pk).update(failure=str(exc)[:500])
+        return False
+    PaymentRunItem.objects.filter(pk=item.pk).update(gateway_transfer_id=transfer.id)
+    return True
 
 
 def _credits(run: PaymentRun) -> list[bacs.Credit]:
@@ -109,7 +183,7 @@ def _credits(run: PaymentRun) -> list[bacs.Credit]:
             amount_pence=item.amount_pence,
             reference=item.reference,
         )
-        for item in run.items.order_by("id")
+        for item in run.items.filter(method=PayoutMethod.BACS).order_by("id")
     ]
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.db.models import QuerySet
+
 from brokerage import selectors as plan_selectors
-from budgets.models import Budget, BudgetAccount, ScheduledPayment
+from budgets.models import Budget, BudgetAccount, PaymentKind, ScheduledPayment
 from ledger.models import Account
 
 
@@ -51,3 +53,95 @@ def budget_accounts(budget: Budget) -> list[tuple[str, Account]]:
 
 def upcoming_payments(budget: Budget, limit: int = 6):
     return ScheduledPayment.objects.filter(budget=budget, status="due").select_related("holder")[:limit]
+
+
+FUNDERS = (
+    ("funding_icb", "ICB"),
+    ("funding_local_authority", "Local authority"),
+    ("funding_contribution", "Person's contribution"),
+)
+
+
+def apportion(amount: int, weights: list[int]) -> list[int]:
+    """Split `amount` pence in proportion to `weights`, largest remainder first, so the parts add up exactly."""
+    total = sum(weights)
+    if total <= 0:
+        return [amount] + [0] * (len(weights) - 1)
+    exact = [amount * weight for weight in weights]
+    parts = [value // total for value in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] % total, reverse=True)
+    for index in by_remainder[: amount - sum(parts)]:
+        parts[index] += 1
+    return parts
+
+
+PAYMENT_KIND_TOTALS = {
+    PaymentKind.DIRECT_PAYMENT: "Direct-payment instalments",
+    PaymentKind.THIRD_PARTY: "Transfers to third-party holders",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTotals:
+    by_type: dict[str, int]
+    by_funder: dict[str, int]
+    by_method: dict[str, int]
+    total: int
+
+
+def run_totals(run) -> RunTotals:
+    """The preview a finance officer checks before approving: what the run pays, by type, by funder (each payment
+    shared in proportion to its plan's funding split) and by how it is sent."""
+    by_type: dict[str, int] = {}
+    by_funder: dict[str, int] = {label: 0 for _, label in FUNDERS}
+    by_method: dict[str, int] = {}
+    items = run.items.select_related("scheduled_payment__budget__plan", "invoice__budget_line__budget__plan").order_by(
+        "id"
+    )
+    for item in items:
+        kind = "Provider invoices" if item.invoice_id else PAYMENT_KIND_TOTALS[item.scheduled_payment.kind]
+        by_type[kind] = by_type.get(kind, 0) + item.amount_pence
+        method = item.get_method_display()
+        by_method[method] = by_method.get(method, 0) + item.amount_pence
+        plan = item.budget.plan
+        weights = [int(getattr(plan, field).amount * 100) for field, _ in FUNDERS]
+        for (_, label), share in zip(FUNDERS, apportion(item.amount_pence, weights), strict=True):
+            by_funder[label] += share
+    return RunTotals(
+        by_type=by_type,
+        by_funder={label: amount for label, amount in by_funder.items() if amount},
+        by_method=by_method,
+        total=sum(by_type.values()),
+    )
+
+
+def budgets_held_by(organisation) -> QuerySet[Budget]:
+    """Live budgets with at least one line this third-party holder holds."""
+    if organisation is None:
+        return Budget.objects.none()
+    return (
+        Budget.objects.filter(lines__plan_line__third_party_holder=organisation)
+        .distinct()
+        .select_related("plan__person")
+        .order_by("plan__person__family_name", "pk")
+    )
+
+
+def held_budget_for(*, user, pk: int) -> Budget:
+    """A budget the user's organisation holds money for; any other id is not found."""
+    if not user.has_role("third_party_staff"):
+        raise Budget.DoesNotExist
+    return budgets_held_by(user.organisation).get(pk=pk)
+
+
+def held_line_figures(budget: Budget, holder) -> list[LineFigures]:
+    return [
+        figures
+        for figures, line in zip(line_figures(budget), budget.lines.select_related("plan_line"), strict=True)
+        if line.plan_line.third_party_holder_id == holder.pk
+    ]
+
+
+def held_balance(budget: Budget, holder) -> int:
+    row = BudgetAccount.objects.filter(budget=budget, purpose=f"held:third-party:{holder.pk}").select_related("account")
+    return row[0].account.posted_balance if row else 0

@@ -15,7 +15,16 @@ from django.utils import timezone
 
 from brokerage import services as plans
 from brokerage.models import CarePlan, ManagementType, PaymentFrequency, PlanStatus
-from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, PaymentStatus, ScheduledPayment
+from budgets.models import (
+    Budget,
+    BudgetAccount,
+    BudgetLine,
+    DirectPaymentAccount,
+    HolderBankAccount,
+    PaymentKind,
+    PaymentStatus,
+    ScheduledPayment,
+)
 from ledger import services as ledger
 from ledger.models import AccountKind
 from ledger.services import TransferRequest
@@ -241,13 +250,15 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> Schedule
 
 
 def dp_surplus(budget: Budget, *, weeks: int | None = None) -> int:
-    """Pence held in the direct-payment account above `weeks` of its scheduled spend. The contingency sits
-    in its own account, so it is never counted (rule 14)."""
+    """Pence of the budget's money held in the direct-payment account above `weeks` of its scheduled spend. The
+    contingency sits in its own account, so it is never counted (rule 14)."""
     from django.conf import settings
 
     weeks = settings.SURPLUS_WEEKS if weeks is None else weeks
     annual = sum(line.annual_pence for line in budget.lines.filter(management_type=ManagementType.DIRECT_PAYMENT))
-    held = budget.accounts.get(purpose="held:direct-payment").account.posted_balance
+    balances = {row.purpose: row.account.posted_balance for row in budget.accounts.select_related("account")}
+    # Money in from other sources (mixing) sits in the account but is not the budget's, so it is no surplus.
+    held = balances["held:direct-payment"] - balances.get("mixed-funds", 0)
     return max(0, held - annual * weeks // 52)
 
 
@@ -268,3 +279,25 @@ def surplus_offset(*, budget: Budget, weeks: int | None = None) -> ScheduledPaym
         payment.offset_pence = min(surplus, payment.amount_pence)
         payment.save(update_fields=["offset_pence"])
     return payment
+
+
+def dedicated_account_save(*, budget: Budget, acting_user, recipient=None, **details) -> DirectPaymentAccount:
+    """Record or change where the direct payment goes (rule 8) and who receives it (rule 7): the person, or one
+    of their active representatives or nominees. Every change is kept in the account's history."""
+    if not budget.lines.filter(management_type=ManagementType.DIRECT_PAYMENT).exists():
+        raise BudgetError("This budget has no direct payment")
+    if recipient is not None and (recipient.person_id != budget.plan.person_id or not recipient.active):
+        raise BudgetError("The recipient must be the person or one of their current representatives or nominees")
+    with transaction.atomic():
+        account, _ = DirectPaymentAccount.objects.update_or_create(
+            budget=budget, defaults={**details, "recipient": recipient}
+        )
+    return account
+
+
+def holder_bank_account_save(*, organisation, acting_user, **details) -> HolderBankAccount:
+    if organisation.kind != "third_party_holder":
+        raise BudgetError("Only a third-party holder organisation has holder bank details")
+    with transaction.atomic():
+        account, _ = HolderBankAccount.objects.update_or_create(organisation=organisation, defaults=details)
+    return account

@@ -6,6 +6,7 @@ import datetime
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -15,7 +16,7 @@ from brokerage.models import CarePlan, PlanStatus
 from budgets import invoices as invoice_services
 from budgets import payment_runs as runs
 from budgets import selectors, services
-from budgets.models import Budget, Invoice, PaymentRun, RunStatus
+from budgets.models import Budget, DirectPaymentAccount, Invoice, PaymentRun, RunStatus
 
 
 class SetUpForm(forms.Form):
@@ -69,6 +70,10 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "lines": selectors.line_figures(budget),
             "accounts": selectors.budget_accounts(budget),
             "payments": selectors.upcoming_payments(budget),
+            "has_direct_payment": budget.lines.filter(management_type="direct_payment").exists(),
+            "dedicated": DirectPaymentAccount.objects.filter(budget=budget).select_related("recipient").first(),
+            "can_change_account": request.user.has_perm("brokerage.run_budget", budget.plan),
+            "mixing": list(budget.dp_money_in.filter(mixing=True)),
         },
     )
 
@@ -116,18 +121,16 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("budgets:payment-run", pk=run.pk)
     except services.BudgetError as exc:
         problem = str(exc)
-    items = run.items.select_related("scheduled_payment__budget__plan__person")
-    totals: dict[str, int] = {}
-    for item in items:
-        label = item.scheduled_payment.get_kind_display()
-        totals[label] = totals.get(label, 0) + item.amount_pence
+    items = run.items.select_related(
+        "scheduled_payment__budget__plan__person", "invoice__budget_line__budget__plan__person"
+    )
     return render(
         request,
         "budgets/payment_run.jinja",
         {
             "run": run,
             "items": items,
-            "totals": totals,
+            "totals": selectors.run_totals(run),
             "problem": problem,
             "left_out": request.session.get(f"run-{run.pk}-left-out", 0),
             "can_approve": run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
@@ -187,17 +190,18 @@ def invoices(request: HttpRequest) -> HttpResponse:
     _require_finance(request)
     problem = None
     if request.method == "POST":
-        invoice = get_object_or_404(Invoice, pk=request.POST.get("invoice") or 0)
+        invoice_id = request.POST.get("invoice", "")
+        invoice = get_object_or_404(Invoice, pk=int(invoice_id) if invoice_id.isdecimal() else 0)
         try:
             if request.POST.get("action") == "approve":
                 invoice_services.invoice_approve(invoice=invoice, acting_user=request.user)
-            elif request.POST.get("action") == "pay":
-                invoice_services.invoice_pay(invoice=invoice, acting_user=request.user)
             return redirect("budgets:invoices")
         except services.BudgetError as exc:
             problem = str(exc)
-    waiting = Invoice.objects.exclude(status__in=["paid", "rejected"]).select_related(
-        "provider", "recorded_by", "budget_line__plan_line", "budget_line__budget__plan__person"
+    waiting = (
+        Invoice.objects.exclude(status__in=["paid", "rejected"])
+        .select_related("provider", "recorded_by", "budget_line__plan_line", "budget_line__budget__plan__person")
+        .annotate(run_item_id=F("run_item__id"), run_item_run_id=F("run_item__run_id"))
     )
     return render(request, "budgets/invoices.jinja", {"invoices": waiting, "problem": problem})
 

@@ -20,8 +20,10 @@ NAVIGATION = [
     ("brokerage.view_people", "brokerage:people", "People"),
     ("brokerage.view_approval_queue", "brokerage:approvals", "Plans to approve"),
     ("providers.view_directory", "providers:directory", "Providers"),
+    ("budgets.hold_budgets", "budgets:held", "Budgets we hold"),
     ("budgets.run_payments", "budgets:invoices", "Invoices"),
     ("budgets.run_payments", "budgets:payment-runs", "Payment runs"),
+    ("budgets.run_payments", "budgets:holders", "Holders"),
     ("ledger.view_account", "ledger:accounts", "Accounts"),
     ("ledger.view_account", "ledger:trial-balance", "Trial balance"),
 ]

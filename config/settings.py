@@ -211,6 +211,19 @@ BACS_ORIGINATOR = {
 # Rule 14/15: a direct-payment account holding more than this many weeks of scheduled spend is in surplus.
 SURPLUS_WEEKS = int(os.environ.get("SURPLUS_WEEKS", 8))
 
+# --- Payments gateway (budgets/payments.py): Stripe, or the in-memory fake --------------------------------
+# With no real secret key in the environment, Stripe calls go to a local localstripe server
+# (`python -m config.localstripe_server --port 8420`), never to api.stripe.com.
+PAYMENTS_GATEWAY = os.environ.get("PAYMENTS_GATEWAY", "stripe")
+_STRIPE_KEY_FROM_ENV = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_SECRET_KEY = _STRIPE_KEY_FROM_ENV or "sk_test_local"
+STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_local")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or (
+    None if _STRIPE_KEY_FROM_ENV not in ("", "sk_test_local") else "http://127.0.0.1:8420"
+)
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "whsec_local_demo")
+# --- end payments gateway -------------------------------------------------------------------------------------
+
 # --- API -------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

@@ -4,6 +4,8 @@ import shutil
 import pytest
 from django.db import connection
 
+pytest_plugins = ["tests.stripe_server"]
+
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still be usable there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

@@ -43,13 +43,23 @@ def test_invoice_and_run_through_the_api(client, agreed):
 
     client.force_login(manager)
     assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/approve/").json()["status"] == "approved"
-    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/").status_code == 400  # no key
-    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/", key="pay-a-1").json()["status"] == "paid"
     assert post(client, f"/api/budgets/payment-runs/{run['id']}/approve/").json()["status"] == "approved"
+    assert post(client, f"/api/budgets/payment-runs/{run['id']}/pay/").status_code == 400  # no key
     paid = post(client, f"/api/budgets/payment-runs/{run['id']}/pay/", key="run-1")
     assert paid.json()["status"] == "posted"
     again = post(client, f"/api/budgets/payment-runs/{run['id']}/pay/", key="run-1")
     assert again.status_code == 200 and again.json()["status"] == "posted"
+
+    # The approved invoice is paid by the next run, through the same maker-and-checker steps.
+    second = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).json()
+    assert [item["paying_for"] for item in second["items"]] == ["Invoice A-1"]
+    assert second["totals"]["by_type"] == {"Provider invoices": 45_000}
+    assert sum(second["totals"]["by_funder"].values()) == 45_000
+    client.force_login(agreed["finance"])
+    post(client, f"/api/budgets/payment-runs/{second['id']}/approve/")
+    assert post(client, f"/api/budgets/payment-runs/{second['id']}/pay/", key="run-2").json()["status"] == "posted"
+    assert client.get(f"/api/budgets/invoices/{invoice.json()['id']}/").json()["status"] == "paid"
+    assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/", key="x").status_code in (404, 405)
 
 
 @pytest.mark.parametrize("role", [Role.PATIENT, Role.CARE_BROKER])

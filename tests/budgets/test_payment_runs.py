@@ -24,6 +24,7 @@ from budgets.models import (
 )
 from ledger.models import Transfer
 from ledger.verification import ledger_verify
+from providers.models import Provider
 from tests.factories import user_with_role
 from tests.ledger.helpers import database_url
 
@@ -45,6 +46,10 @@ def add_bank_details(budget):
     holder = budget.lines.get(management_type="third_party").plan_line.third_party_holder
     HolderBankAccount.objects.create(
         organisation=holder, account_name="TYNESIDE IUT", sort_code="401162", account_number="12345678"
+    )
+    provider = budget.lines.get(management_type="notional").plan_line.provider
+    Provider.objects.filter(pk=provider.pk).update(
+        account_name="NORTH NURSING", sort_code="309950", account_number="87654321"
     )
 
 
