@@ -225,6 +225,9 @@ class PaymentRunItem(models.Model):
         ScheduledPayment, on_delete=models.PROTECT, null=True, blank=True, related_name="run_item"
     )
     invoice = models.OneToOneField("Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="run_item")
+    dp_invoice = models.OneToOneField(
+        "DirectPaymentInvoice", on_delete=models.PROTECT, null=True, blank=True, related_name="run_item"
+    )
     amount_pence = models.BigIntegerField()
     payee_name = models.CharField(max_length=18)
     method = models.CharField(max_length=10, choices=PayoutMethod.choices, default=PayoutMethod.BACS)
@@ -240,8 +243,9 @@ class PaymentRunItem(models.Model):
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(scheduled_payment__isnull=True, invoice__isnull=False)
-                | Q(scheduled_payment__isnull=False, invoice__isnull=True),
+                condition=Q(scheduled_payment__isnull=False, invoice__isnull=True, dp_invoice__isnull=True)
+                | Q(scheduled_payment__isnull=True, invoice__isnull=False, dp_invoice__isnull=True)
+                | Q(scheduled_payment__isnull=True, invoice__isnull=True, dp_invoice__isnull=False),
                 name="run_item_pays_one_thing",
             ),
             models.CheckConstraint(
@@ -263,11 +267,17 @@ class PaymentRunItem(models.Model):
     def paying_for(self) -> str:
         if self.invoice_id:
             return f"Invoice {self.invoice.invoice_number}"
+        if self.dp_invoice_id:
+            return f"Invoice {self.dp_invoice.invoice_number} (direct payment)"
         return self.scheduled_payment.get_kind_display()
 
     @property
     def budget(self):
-        return self.invoice.budget_line.budget if self.invoice_id else self.scheduled_payment.budget
+        if self.invoice_id:
+            return self.invoice.budget_line.budget
+        if self.dp_invoice_id:
+            return self.dp_invoice.budget
+        return self.scheduled_payment.budget
 
 
 class InvoiceStatus(models.TextChoices):
@@ -317,6 +327,7 @@ class Invoice(models.Model):
 class SpendFlag(models.TextChoices):
     NONE = "", "None"
     UNCODED = "uncoded", "Not coded to a plan line: review"
+    PROHIBITED = "prohibited", "A category the budget cannot pay for: review"
 
 
 @pghistory.track(append_only=True)
@@ -330,6 +341,14 @@ class DirectPaymentSpend(models.Model):
     spent_on = models.DateField()
     amount_pence = models.BigIntegerField()
     flag = models.CharField(max_length=20, choices=SpendFlag.choices, blank=True, default=SpendFlag.NONE)
+    category = models.ForeignKey(
+        "providers.ServiceCategory", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    connected_person = models.ForeignKey(
+        "brokerage.ConnectedPerson", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    receipt = models.FileField(upload_to="receipts/%Y/%m/", blank=True, help_text="Kept outside the web root")
+    receipt_type = models.CharField(max_length=40, blank=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(default=timezone.now, editable=False)
     idempotency_key = models.CharField(max_length=200, unique=True)
@@ -427,3 +446,115 @@ class DirectPaymentMoneyIn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payer}: {self.amount_pence}p"
+
+
+class DirectPaymentInvoiceStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for the next payment run"
+    SENDING = "sending", "Being sent"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Not paid"
+
+
+@pghistory.track(append_only=True)
+class DirectPaymentInvoice(models.Model):
+    """A provider's invoice the person pays from their direct payment: by a Stripe Connect transfer when the
+    provider has a connected account, otherwise queued for the next payment run. The money is reserved in the
+    ledger (a pending transfer) as soon as the person confirms, so it cannot be spent twice."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="dp_invoices")
+    budget_line = models.ForeignKey(BudgetLine, on_delete=models.PROTECT, related_name="+")
+    provider = models.ForeignKey("providers.Provider", on_delete=models.PROTECT, related_name="+")
+    invoice_number = models.CharField(max_length=60)
+    amount_pence = models.BigIntegerField()
+    status = models.CharField(
+        max_length=10, choices=DirectPaymentInvoiceStatus.choices, default=DirectPaymentInvoiceStatus.QUEUED
+    )
+    method = models.CharField(max_length=10, choices=PayoutMethod.choices)
+    gateway_transfer_id = models.CharField(max_length=60, blank=True)
+    failure = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True, help_text="The one-time key of the form")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_pence__gt=0), name="dp_invoice_positive"),
+            models.UniqueConstraint(fields=["provider", "invoice_number"], name="dp_invoice_once_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.invoice_number} from {self.provider}"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"dp-invoice:{self.pk}"
+
+
+class CardPaymentPurpose(models.TextChoices):
+    CONTRIBUTION = "contribution", "My assessed contribution"
+    TOP_UP = "top_up", "A top-up to my budget"
+    SURPLUS = "surplus", "Paying back surplus"
+    RECOVERY = "recovery", "Paying back money asked for (a recovery)"
+
+
+class CardPaymentStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    PROCESSING = "processing", "Waiting for the card payment to be confirmed"
+    SUCCEEDED = "succeeded", "Paid"
+    FAILED = "failed", "Not paid"
+    REFUNDED = "refunded", "Refunded"
+
+
+@pghistory.track(append_only=True)
+class CardPayment(models.Model):
+    """A payment by card from the person (Stripe PaymentIntent). Credited to the ledger only when the signed
+    `payment_intent.succeeded` webhook arrives, never on the browser's word."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="card_payments")
+    purpose = models.CharField(max_length=20, choices=CardPaymentPurpose.choices)
+    amount_pence = models.BigIntegerField()
+    status = models.CharField(max_length=12, choices=CardPaymentStatus.choices, default=CardPaymentStatus.STARTED)
+    intent_id = models.CharField(max_length=80, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True, help_text="Sent with the PaymentIntent")
+    failure = models.TextField(blank=True)
+    refunded_pence = models.BigIntegerField(default=0)
+    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_pence__gt=0, amount_pence__lte=1_000_000), name="card_payment_amount"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_pence__gte=0, refunded_pence__lte=models.F("amount_pence")),
+                name="card_refund_at_most_paid",
+            ),
+            models.UniqueConstraint(fields=["intent_id"], condition=~Q(intent_id=""), name="card_payment_intent_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()}: {self.amount_pence}p"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"card-payment:{self.pk}"
+
+
+class StripeEvent(models.Model):
+    """Each webhook event once: stored in the same transaction as its effect, so a duplicate delivery finds it
+    and is answered with the first result."""
+
+    event_id = models.CharField(max_length=80, unique=True)
+    type = models.CharField(max_length=80)
+    result = models.JSONField(default=dict)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
