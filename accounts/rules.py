@@ -49,6 +49,8 @@ rules.add_perm(
 rules.add_perm("budgets.run_payments", is_finance)
 # Third-party holder staff see the budgets their organisation holds, and record spending and returns there.
 rules.add_perm("budgets.hold_budgets", is_third_party_staff)
+# Patients, representatives and nominees see their own budgets (scoped to the people they act for).
+rules.add_perm("budgets.view_own_budget", is_patient | is_representative | is_nominee)
 
 # The ledger's finance pages and API: finance staff use them, auditors read them.
 rules.add_perm("ledger.view_account", is_finance | is_auditor)

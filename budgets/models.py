@@ -272,6 +272,14 @@ class PaymentRunItem(models.Model):
         return self.scheduled_payment.get_kind_display()
 
     @property
+    def due_on(self):
+        if self.invoice_id:
+            return self.invoice.invoice_date
+        if self.dp_invoice_id:
+            return timezone.localdate(self.dp_invoice.recorded_at)
+        return self.scheduled_payment.due_on
+
+    @property
     def budget(self):
         if self.invoice_id:
             return self.invoice.budget_line.budget

@@ -13,9 +13,12 @@ from django.utils import timezone
 
 from brokerage.models import PlanStatus
 from budgets import bacs, payments
+from budgets.dp_invoices import dp_invoice_settle
 from budgets.invoices import invoice_pay
 from budgets.models import (
     DirectPaymentAccount,
+    DirectPaymentInvoice,
+    DirectPaymentInvoiceStatus,
     HolderBankAccount,
     Invoice,
     InvoiceStatus,
@@ -48,7 +51,7 @@ def _payee_for_payment(payment: ScheduledPayment) -> Payee | None:
     return holder and Payee(holder.account_name, holder.sort_code, holder.account_number, holder.stripe_account_id)
 
 
-def _payee_for_invoice(invoice: Invoice) -> Payee | None:
+def _payee_for_invoice(invoice: Invoice | DirectPaymentInvoice) -> Payee | None:
     provider = invoice.provider
     name = (provider.account_name or provider.name)[:18]
     if provider.stripe_account_id:
@@ -96,6 +99,12 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
             .select_related("provider")
             .order_by("invoice_date", "id")
         )
+        person_invoices = (
+            DirectPaymentInvoice.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=DirectPaymentInvoiceStatus.QUEUED, run_item__isnull=True)
+            .select_related("provider")
+            .order_by("recorded_at", "id")
+        )
         run = PaymentRun.objects.create(run_date=run_date, author=acting_user)
         left_out: list = []
         for payment in due:
@@ -115,6 +124,11 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
                 left_out.append(invoice)
                 continue
             _add_item(run, payee, invoice.amount_pence, invoice.invoice_number[:18], invoice=invoice)
+        for person_invoice in person_invoices:  # paid from a direct payment; the money is already reserved
+            payee = _payee_for_invoice(person_invoice)
+            _add_item(
+                run, payee, person_invoice.amount_pence, person_invoice.invoice_number[:18], dp_invoice=person_invoice
+            )
     return run, left_out
 
 
@@ -141,13 +155,15 @@ def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
     run.refresh_from_db()
     if run.status == RunStatus.DRAFT:
         raise BudgetError("Approve the payment run before paying it")
-    items = run.items.filter(paid_at__isnull=True).select_related("scheduled_payment", "invoice")
+    items = run.items.filter(paid_at__isnull=True).select_related("scheduled_payment", "invoice", "dp_invoice")
     for item in items:
         if item.method == PayoutMethod.CONNECT and not _send_transfer(item):
             continue
         with transaction.atomic():
             if item.invoice_id:
                 invoice_pay(invoice=item.invoice, acting_user=acting_user)
+            elif item.dp_invoice_id:
+                dp_invoice_settle(invoice=item.dp_invoice, acting_user=acting_user)
             else:
                 scheduled_payment_pay(payment=item.scheduled_payment, acting_user=acting_user)
             PaymentRunItem.objects.filter(pk=item.pk).update(paid_at=timezone.now(), failure="")

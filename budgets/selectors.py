@@ -95,11 +95,14 @@ def run_totals(run) -> RunTotals:
     by_type: dict[str, int] = {}
     by_funder: dict[str, int] = {label: 0 for _, label in FUNDERS}
     by_method: dict[str, int] = {}
-    items = run.items.select_related("scheduled_payment__budget__plan", "invoice__budget_line__budget__plan").order_by(
-        "id"
-    )
+    items = run.items.select_related(
+        "scheduled_payment__budget__plan", "invoice__budget_line__budget__plan", "dp_invoice__budget__plan"
+    ).order_by("id")
     for item in items:
-        kind = "Provider invoices" if item.invoice_id else PAYMENT_KIND_TOTALS[item.scheduled_payment.kind]
+        if item.scheduled_payment_id:
+            kind = PAYMENT_KIND_TOTALS[item.scheduled_payment.kind]
+        else:
+            kind = "Provider invoices" if item.invoice_id else "Invoices paid from direct payments"
         by_type[kind] = by_type.get(kind, 0) + item.amount_pence
         method = item.get_method_display()
         by_method[method] = by_method.get(method, 0) + item.amount_pence

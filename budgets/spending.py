@@ -30,13 +30,17 @@ from ledger.models import AccountKind, Phase, Transfer
 MAX_SPEND_PENCE = 50_000_00
 NOT_ENOUGH = "The direct-payment account does not hold enough for this"
 MOVED = (Phase.POSTED, Phase.POST_PENDING)  # the phases that move money; pending ones only reserve it
+CONNECTED_REFUSED = (
+    "You cannot pay a spouse, partner, or a family member or friend who lives with the person, until the ICB "
+    "has approved that it is necessary. Ask the care coordinator"
+)
 HOLDER_NOT_ENOUGH = "Your organisation does not hold enough for this budget to pay this"
 
 
 SPENDING_STATUSES = (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.STOPPING)
 
 
-def _check_spend(budget, line: BudgetLine | None, amount_pence: int, management_type: str, line_error: str) -> None:
+def check_spend(budget, line: BudgetLine | None, amount_pence: int, management_type: str, line_error: str) -> None:
     status = CarePlan.objects.filter(pk=budget.plan_id).values_list("status", flat=True).get()  # never a stale copy
     if status not in SPENDING_STATUSES:
         raise BudgetError(f"The plan is {PlanStatus(status).label.lower()}: spending cannot be recorded")
@@ -71,9 +75,25 @@ def _accounts(budget) -> dict:
 
 
 def dp_spend_record(
-    *, budget, line: BudgetLine | None, payee: str, spent_on: datetime.date, amount_pence: int, key: str, acting_user
+    *,
+    budget,
+    line: BudgetLine | None,
+    payee: str,
+    spent_on: datetime.date,
+    amount_pence: int,
+    key: str,
+    acting_user,
+    category=None,
+    connected_person=None,
+    receipt=None,
 ) -> DirectPaymentSpend:
-    _check_spend(
+    """Record a purchase from the direct payment (rules 9 to 11): coded to a line or flagged as uncoded; a prohibited
+    category is recorded but flagged for review; paying a connected person needs a dated necessity approval."""
+    if connected_person is not None and (
+        connected_person.person_id != budget.plan.person_id or connected_person.blocked
+    ):
+        raise BudgetError(CONNECTED_REFUSED)
+    check_spend(
         budget,
         line,
         amount_pence,
@@ -93,7 +113,11 @@ def dp_spend_record(
             payee=payee,
             spent_on=spent_on,
             amount_pence=amount_pence,
-            flag=SpendFlag.NONE if line else SpendFlag.UNCODED,
+            flag=_flag(line, category),
+            category=category,
+            connected_person=connected_person,
+            receipt=receipt or "",
+            receipt_type=getattr(receipt, "content_type", "") if receipt else "",
             recorded_by=acting_user,
             idempotency_key=key,
         )
@@ -111,13 +135,19 @@ def dp_spend_record(
     return spend
 
 
+def _flag(line, category) -> str:
+    if category is not None and category.is_prohibited:
+        return SpendFlag.PROHIBITED
+    return SpendFlag.NONE if line else SpendFlag.UNCODED
+
+
 def holder_spend_record(
     *, budget, holder, line: BudgetLine | None, payee: str, spent_on, amount_pence: int, key: str, acting_user
 ) -> HolderSpend:
     """A third-party holder's staff record what they paid for the budget, from what they hold for it."""
     if line is not None and line.plan_line.third_party_holder_id != holder.pk:
         raise BudgetError("Choose one of the lines your organisation holds, or leave the line empty")
-    _check_spend(
+    check_spend(
         budget,
         line,
         amount_pence,

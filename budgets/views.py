@@ -122,7 +122,9 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
     except services.BudgetError as exc:
         problem = str(exc)
     items = run.items.select_related(
-        "scheduled_payment__budget__plan__person", "invoice__budget_line__budget__plan__person"
+        "scheduled_payment__budget__plan__person",
+        "invoice__budget_line__budget__plan__person",
+        "dp_invoice__budget__plan__person",
     )
     return render(
         request,

@@ -20,6 +20,7 @@ NAVIGATION = [
     ("brokerage.view_people", "brokerage:people", "People"),
     ("brokerage.view_approval_queue", "brokerage:approvals", "Plans to approve"),
     ("providers.view_directory", "providers:directory", "Providers"),
+    ("budgets.view_own_budget", "budgets:my-budgets", "Budget"),
     ("budgets.hold_budgets", "budgets:held", "Budgets we hold"),
     ("budgets.run_payments", "budgets:invoices", "Invoices"),
     ("budgets.run_payments", "budgets:payment-runs", "Payment runs"),

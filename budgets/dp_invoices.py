@@ -1,0 +1,116 @@
+"""The person pays a provider's invoice from their direct payment.
+
+Confirming reserves the money in the ledger at once (a pending transfer from the direct-payment account to the
+plan line), so it cannot be spent twice. A provider with a Stripe connected account is then paid by a Connect
+transfer carrying our own idempotency key, after the reservation is committed; anyone else is paid by BACS in
+the next payment run. Either way the reservation is posted when the money has gone, or released if it cannot go.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from brokerage.models import ConnectedPerson, ManagementType
+from budgets import payments
+from budgets.models import BudgetAccount, BudgetLine, DirectPaymentInvoice, DirectPaymentInvoiceStatus, PayoutMethod
+from budgets.services import BudgetError
+from budgets.spending import CONNECTED_REFUSED, NOT_ENOUGH, check_spend
+from ledger import services as ledger
+from ledger.exceptions import InsufficientFunds
+from ledger.models import Transfer
+
+NO_PAYEE_DETAILS = "This provider has no bank details or connected account yet, so it cannot be paid from here"
+
+
+def dp_invoice_pay(
+    *, budget, line: BudgetLine, provider, invoice_number: str, amount_pence: int, key: str, acting_user
+) -> DirectPaymentInvoice:
+    check_spend(
+        budget, line, amount_pence, ManagementType.DIRECT_PAYMENT, "Choose one of this budget's direct-payment lines"
+    )
+    existing = DirectPaymentInvoice.objects.filter(idempotency_key=key).first()
+    if existing is not None:  # the same confirmation sent twice (a double click): one payment
+        return existing
+    connected = ConnectedPerson.objects.filter(person_id=budget.plan.person_id, provider=provider).first()
+    if connected is not None and connected.blocked:
+        raise BudgetError(CONNECTED_REFUSED)
+    if provider.stripe_account_id:
+        method = PayoutMethod.CONNECT
+    elif provider.sort_code and provider.account_number:
+        method = PayoutMethod.BACS
+    else:
+        raise BudgetError(NO_PAYEE_DETAILS)
+    if DirectPaymentInvoice.objects.filter(provider=provider, invoice_number=invoice_number).exists():
+        raise BudgetError(f"Invoice {invoice_number} from {provider.name} has already been paid or is being paid")
+    held = BudgetAccount.objects.get(budget=budget, purpose="held:direct-payment").account_id
+    with transaction.atomic():
+        invoice = DirectPaymentInvoice.objects.create(
+            budget=budget,
+            budget_line=line,
+            provider=provider,
+            invoice_number=invoice_number,
+            amount_pence=amount_pence,
+            method=method,
+            status=DirectPaymentInvoiceStatus.SENDING
+            if method == PayoutMethod.CONNECT
+            else DirectPaymentInvoiceStatus.QUEUED,
+            idempotency_key=key,
+            recorded_by=acting_user,
+        )
+        try:
+            ledger.transfer_reserve(
+                key=f"{invoice.ledger_key}:reserve",
+                debit_account_id=line.spend_account_id,
+                credit_account_id=held,
+                amount=amount_pence,
+                code="dp_invoice",
+                effective_date=timezone.localdate(),
+                reference=f"plan-line:{line.plan_line_id}",
+                description=f"Invoice {invoice_number} from {provider.name}"[:300],
+                acting_user=acting_user,
+            )
+        except InsufficientFunds as exc:
+            raise BudgetError(NOT_ENOUGH) from exc
+    if method == PayoutMethod.CONNECT:
+        dp_invoice_send(invoice=invoice, acting_user=acting_user)
+        invoice.refresh_from_db()
+    return invoice
+
+
+def dp_invoice_send(*, invoice: DirectPaymentInvoice, acting_user) -> None:
+    """Send the Connect transfer (again, safely: same key, same transfer) and settle the reservation."""
+    try:
+        transfer = payments.gateway().transfer(
+            destination_account=invoice.provider.stripe_account_id,
+            amount_pence=invoice.amount_pence,
+            metadata={"dp_invoice": str(invoice.pk), "invoice_number": invoice.invoice_number},
+            idempotency_key=invoice.ledger_key,
+        )
+    except payments.PaymentError as exc:
+        with transaction.atomic():
+            ledger.pending_void(
+                key=f"{invoice.ledger_key}:release", pending=_reservation(invoice), acting_user=acting_user
+            )
+            DirectPaymentInvoice.objects.filter(pk=invoice.pk).update(
+                status=DirectPaymentInvoiceStatus.FAILED, failure=str(exc)[:500]
+            )
+        return
+    DirectPaymentInvoice.objects.filter(pk=invoice.pk).update(gateway_transfer_id=transfer.id)
+    dp_invoice_settle(invoice=invoice, acting_user=acting_user)
+
+
+def dp_invoice_settle(*, invoice: DirectPaymentInvoice, acting_user) -> DirectPaymentInvoice:
+    """The money has gone: post the reservation, once."""
+    with transaction.atomic():
+        invoice = DirectPaymentInvoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status == DirectPaymentInvoiceStatus.PAID:
+            return invoice
+        ledger.pending_post(key=f"{invoice.ledger_key}:paid", pending=_reservation(invoice), acting_user=acting_user)
+        invoice.status = DirectPaymentInvoiceStatus.PAID
+        invoice.save(update_fields=["status"])
+    return invoice
+
+
+def _reservation(invoice: DirectPaymentInvoice) -> Transfer:
+    return Transfer.objects.get(idempotency_key=f"{invoice.ledger_key}:reserve")

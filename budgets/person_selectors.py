@@ -1,0 +1,147 @@
+"""Reads for the person's own pages (and their representative's or nominee's): their budgets, the balance, each
+line's planned, spent and remaining, the year's spend chart, their transactions and what is coming up. Every
+figure comes from the ledger, the same numbers the finance pages and statements show."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from brokerage import selectors as plan_selectors
+from budgets.charts import ChartPoint, month_points
+from budgets.models import Budget, BudgetAccount, PaymentStatus, ScheduledPayment
+from budgets.selectors import LineFigures, line_figures
+from ledger.models import Phase, Transfer
+
+MOVED = (Phase.POSTED, Phase.POST_PENDING)
+BOOKKEEPING = ("allocation", "contingency")  # how the year was set up, not money the person would recognise
+
+
+def budgets_for_person_pages(user) -> QuerySet[Budget]:
+    """The budgets a patient, representative or nominee acts for; nobody else's."""
+    if not user.is_authenticated or not user.has_role("patient", "representative", "nominee"):
+        return Budget.objects.none()
+    return (
+        Budget.objects.filter(plan__in=plan_selectors.plans_visible_to(user))
+        .select_related("plan__person", "plan__care_coordinator")
+        .order_by("plan__person__family_name", "-created_at")
+    )
+
+
+def my_budget(*, user, pk: int) -> Budget:
+    return budgets_for_person_pages(user).get(pk=pk)
+
+
+@dataclasses.dataclass(frozen=True)
+class Overview:
+    budget: Budget
+    lines: list[LineFigures]
+    planned: int
+    spent: int
+    remaining: int
+    direct_payment_balance: int | None
+    next_review: datetime.date | None
+    chart: list[ChartPoint]
+
+
+def overview(budget: Budget) -> Overview:
+    lines = line_figures(budget)
+    balances = {row.purpose: row.account.posted_balance for row in budget.accounts.select_related("account")}
+    dp_balance = balances.get("held:direct-payment")
+    if dp_balance is not None:
+        dp_balance -= balances.get("mixed-funds", 0)  # money from other sources is not the budget's
+    planned = sum(line.planned for line in lines)
+    spent = sum(line.spent for line in lines) + balances.get("spend:uncoded", 0)
+    return Overview(
+        budget=budget,
+        lines=lines,
+        planned=planned,
+        spent=spent,
+        remaining=planned - spent,
+        direct_payment_balance=dp_balance,
+        next_review=budget.plan.first_review_date,
+        chart=spend_chart_points(budget, planned),
+    )
+
+
+def _spend_account_ids(budget: Budget) -> dict[int, str]:
+    accounts = {line.spend_account_id: line.plan_line.description for line in budget.lines.select_related("plan_line")}
+    uncoded = BudgetAccount.objects.filter(budget=budget, purpose="spend:uncoded").values_list("account_id", flat=True)
+    accounts.update({account_id: "Not coded to a line" for account_id in uncoded})
+    return accounts
+
+
+def spend_chart_points(budget: Budget, planned: int) -> list[ChartPoint]:
+    spends = Transfer.objects.filter(phase__in=MOVED, debit_account_id__in=_spend_account_ids(budget)).values_list(
+        "effective_date", "amount"
+    )
+    return month_points(budget.start_date, planned, list(spends), timezone.localdate())
+
+
+@dataclasses.dataclass(frozen=True)
+class Transaction:
+    date: datetime.date
+    description: str
+    line: str
+    money_in: int
+    money_out: int
+
+
+def transactions(
+    budget: Budget, *, line_id: int | None = None, since: datetime.date | None = None, until=None
+) -> QuerySet[Transfer]:
+    """Money moved for the budget, newest first: spending on each line, and payments into the accounts that hold
+    the money for the person."""
+    account_ids = list(BudgetAccount.objects.filter(budget=budget).values_list("account_id", flat=True))
+    query = (
+        Transfer.objects.filter(phase__in=MOVED)
+        .filter(Q(debit_account_id__in=account_ids) | Q(credit_account_id__in=account_ids))
+        .exclude(code__in=BOOKKEEPING)
+    )
+    if line_id is not None:
+        line = budget.lines.filter(pk=line_id).first()
+        query = query.filter(debit_account_id=line.spend_account_id) if line else query.none()
+    if since:
+        query = query.filter(effective_date__gte=since)
+    if until:
+        query = query.filter(effective_date__lte=until)
+    return query.order_by("-effective_date", "-id")
+
+
+def describe(budget: Budget, transfers) -> list[Transaction]:
+    """Turn ledger transfers into lines a person reads: what, which plan line, money in or out."""
+    spend_accounts = _spend_account_ids(budget)
+    purposes = {row.account_id: row.purpose for row in BudgetAccount.objects.filter(budget=budget)}
+    rows = []
+    for transfer in transfers:
+        debit, credit = purposes.get(transfer.debit_account_id, ""), purposes.get(transfer.credit_account_id, "")
+        description = transfer.description or transfer.code.replace("_", " ").capitalize()
+        if transfer.debit_account_id in spend_accounts:
+            rows.append(
+                Transaction(
+                    transfer.effective_date, description, spend_accounts[transfer.debit_account_id], 0, transfer.amount
+                )
+            )
+        elif debit.startswith("held:") or credit.startswith("card:"):
+            rows.append(Transaction(transfer.effective_date, description, "", transfer.amount, 0))
+        else:
+            rows.append(Transaction(transfer.effective_date, description, "", 0, transfer.amount))
+    return rows
+
+
+def upcoming(budget: Budget, limit: int = 8) -> list[tuple[datetime.date, str, int]]:
+    """Payments coming up: instalments into the direct-payment account and transfers to a holder."""
+    due = ScheduledPayment.objects.filter(budget=budget, status=PaymentStatus.DUE).select_related("holder")[:limit]
+    return [
+        (
+            payment.due_on,
+            "paid into the direct-payment account"
+            if payment.kind == "direct_payment"
+            else f"paid to {payment.holder.name}, who holds part of the budget",
+            payment.amount_pence - payment.offset_pence,
+        )
+        for payment in due
+    ]

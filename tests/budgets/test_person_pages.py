@@ -1,0 +1,299 @@
+"""The person's own pages: the budget in plain English with its chart and table, transactions filtered and paged,
+recording a purchase with a receipt (checked, stored outside the web root, served only to those allowed), and
+paying a provider's invoice from the direct payment with a check step and a one-time key."""
+
+import datetime
+import html
+import re
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.roles import Role
+from brokerage.models import ConnectedPerson, Representative
+from budgets import payment_runs, person_views, services, spending
+from budgets.models import (
+    DirectPaymentInvoice,
+    DirectPaymentInvoiceStatus,
+    DirectPaymentSpend,
+    ScheduledPayment,
+    SpendFlag,
+)
+from ledger.models import Account
+from ledger.verification import ledger_verify
+from providers.models import Provider, ServiceCategory
+from tests.brokerage.helpers import agreed_crew
+from tests.budgets.test_payment_runs import add_bank_details
+from tests.factories import user_with_role
+
+pytestmark = pytest.mark.django_db
+START = datetime.date(2026, 12, 1)
+TODAY = datetime.datetime(2026, 12, 20, 10, 0)
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def budget_in_use(crew):
+    budget = services.budget_set_up(plan=crew["plan"], acting_user=crew["finance"], start_date=START)
+    add_bank_details(budget)
+    for payment in ScheduledPayment.objects.filter(budget=budget, due_on=START):
+        services.scheduled_payment_pay(payment=payment, acting_user=crew["finance"])
+    return budget
+
+
+@pytest.fixture
+def mine(agreed, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    budget = budget_in_use(agreed)
+    patient = user_with_role(Role.PATIENT)
+    person = agreed["plan"].person
+    person.user = patient
+    person.save(update_fields=["user"])
+    agreed.update(budget=budget, patient=patient, dp_line=budget.lines.get(management_type="direct_payment"))
+    return agreed
+
+
+def rows(response) -> list[tuple[datetime.date, str]]:
+    found = re.findall(r'data-date="([\d-]+)" data-line="([^"]*)"', response.content.decode())
+    return [(datetime.date.fromisoformat(date), html.unescape(line)) for date, line in found]
+
+
+def dp_balance(budget) -> int:
+    return Account.objects.get(code=f"{budget.owner_ref}:held:direct-payment").posted_balance
+
+
+def dp_available(budget) -> int:
+    return Account.objects.get(code=f"{budget.owner_ref}:held:direct-payment").available_balance
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_the_budget_page_shows_plan_balance_lines_and_a_chart_with_its_table(client, mine):
+    client.force_login(mine["patient"])
+    assert client.get("/my/")["Location"] == f"/my/budgets/{mine['budget'].pk}/"
+    page = client.get(f"/my/budgets/{mine['budget'].pk}/").content.decode()
+    assert "Your personal health budget" in page
+    assert 'role="img"' in page and "<svg" in page and "By the end of each month" in page
+    for text in ("District nursing", "Tyneside", mine["plan"].care_coordinator.full_name, "Coming up"):
+        assert text in page
+    assert f"£{dp_balance(mine['budget']) / 100:,.2f}" in page  # what the direct-payment account holds
+    for outcome in mine["plan"].outcomes.all():
+        assert outcome.description in page
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_transactions_are_newest_first_filtered_and_paged(client, mine):
+    budget, line = mine["budget"], mine["dp_line"]
+    for day in range(1, 26):
+        spending.dp_spend_record(
+            budget=budget,
+            line=line if day % 2 else None,
+            payee=f"Payee {day}",
+            spent_on=datetime.date(2026, 12, 1) + datetime.timedelta(days=day % 19),
+            amount_pence=10 + day,
+            key=f"t-{day}",
+            acting_user=mine["finance"],
+        )
+    client.force_login(mine["patient"])
+    url = f"/my/budgets/{budget.pk}/transactions/"
+    first = rows(client.get(url))
+    assert len(first) == 20
+    dates = [date for date, _ in first]
+    assert dates == sorted(dates, reverse=True)
+    coded = client.get(url, {"line": line.pk})
+    assert {name for _, name in rows(coded)} == {line.plan_line.description}
+    assert "Newest first: 13 transactions" in coded.content.decode()
+    second = client.get(url, {"line": line.pk, "page": 2})
+    assert len(rows(second)) == 13  # 13 fit on one page: a page past the end shows the last one
+    everything = client.get(url, {"page": 2}).content.decode()
+    assert "page 2 of" in everything and "Newer" in everything
+    since = rows(client.get(url, {"since": "2026-12-15", "until": "2026-12-19"}))
+    assert since and all(datetime.date(2026, 12, 15) <= date <= datetime.date(2026, 12, 19) for date, _ in since)
+    bad = client.get(url, {"since": "2026-13-45", "until": "yesterday", "line": "x", "page": "zz"})
+    assert bad.status_code == 200 and "nhsuk-error-summary" in bad.content.decode()
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_a_purchase_with_a_receipt_is_recorded_flagged_and_served_only_to_those_allowed(client, mine, settings):
+    budget = mine["budget"]
+    client.force_login(mine["patient"])
+    url = f"/my/budgets/{budget.pk}/purchases/new/"
+    form = client.get(url).content.decode()
+    assert 'type="file"' in form and 'enctype="multipart/form-data"' in form
+    body = {"payee": "Harmony Singers", "spent_on": "2026-12-10", "amount": "6.00", "line": mine["dp_line"].pk}
+
+    not_a_receipt = client.post(url, {**body, "key": "a", "receipt": SimpleUploadedFile("r.pdf", b"MZ\x90\x00")})
+    assert "The file must be a PDF, JPEG or PNG" in not_a_receipt.content.decode()
+    assert not DirectPaymentSpend.objects.exists()
+
+    recorded = client.post(url, {**body, "key": "b", "receipt": SimpleUploadedFile("receipt.pdf", PDF)})
+    assert recorded.status_code == 302
+    client.post(url, {**body, "key": "b", "receipt": SimpleUploadedFile("receipt.pdf", PDF)})  # double click
+    spend = DirectPaymentSpend.objects.get()
+    assert spend.flag == SpendFlag.NONE and spend.receipt_type == "application/pdf"
+    assert str(settings.MEDIA_ROOT) in spend.receipt.path  # outside the web root: no URL serves MEDIA_ROOT
+    download = client.get(f"/budgets/{budget.pk}/receipts/{spend.pk}/")
+    assert download.status_code == 200 and b"".join(download.streaming_content) == PDF
+    assert download["Content-Type"] == "application/pdf" and "attachment" in download["Content-Disposition"]
+
+    alcohol = ServiceCategory.objects.filter(is_prohibited=True).first()
+    client.post(
+        url,
+        {
+            **body,
+            "line": "",
+            "category": alcohol.pk,
+            "key": "c",
+            "receipt": SimpleUploadedFile("x.png", b"\x89PNG\r\n\x1a\n0000"),
+        },
+    )
+    flagged = DirectPaymentSpend.objects.get(idempotency_key__endswith=":c")
+    assert flagged.flag == SpendFlag.PROHIBITED
+
+    partner = ConnectedPerson.objects.create(
+        person=mine["plan"].person,
+        provider=Provider.objects.create(name="Sam Robson", kind="personal_assistant"),
+        relationship="spouse",
+    )
+    refused = client.post(
+        url, {**body, "connected_person": partner.pk, "key": "d", "receipt": SimpleUploadedFile("r.pdf", PDF)}
+    ).content.decode()
+    assert "until the ICB has approved that it is necessary" in refused
+    assert DirectPaymentSpend.objects.count() == 2
+
+    other = agreed_crew()
+    outsider = user_with_role(Role.PATIENT)
+    other["plan"].person.user = outsider
+    other["plan"].person.save(update_fields=["user"])
+    client.force_login(outsider)
+    assert client.get(f"/budgets/{budget.pk}/receipts/{spend.pk}/").status_code == 404
+    client.force_login(mine["finance"])  # finance staff may see the evidence
+    assert client.get(f"/budgets/{budget.pk}/receipts/{spend.pk}/").status_code == 200
+
+
+def test_a_receipt_over_the_size_limit_is_refused(client, mine, monkeypatch):
+    monkeypatch.setattr(person_views, "RECEIPT_MAX_BYTES", len(PDF) - 1)
+    client.force_login(mine["patient"])
+    with time_machine.travel(TODAY, tick=False):
+        client.force_login(mine["patient"])
+        page = client.post(
+            f"/my/budgets/{mine['budget'].pk}/purchases/new/",
+            {
+                "payee": "X",
+                "spent_on": "2026-12-10",
+                "amount": "1.00",
+                "key": "k",
+                "receipt": SimpleUploadedFile("r.pdf", PDF),
+            },
+        ).content.decode()
+    assert "The file must be smaller than 10MB" in page and not DirectPaymentSpend.objects.exists()
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_paying_an_invoice_checks_first_reserves_the_money_and_goes_in_the_next_run(client, mine):
+    budget, provider = mine["budget"], mine["dp_line"].plan_line.provider
+    Provider.objects.filter(pk=provider.pk).update(
+        account_name="HARMONY", sort_code="112233", account_number="44556677"
+    )
+    client.force_login(mine["patient"])
+    url = f"/my/budgets/{budget.pk}/invoices/pay/"
+    body = {
+        "provider": provider.pk,
+        "invoice_number": "HS-9",
+        "amount": "12.00",
+        "line": mine["dp_line"].pk,
+        "key": "once",
+    }
+    check = client.post(url, {**body, "step": "details"}).content.decode()
+    assert "Check before you pay" in check and "By bank transfer in the next payment run" in check
+    assert not DirectPaymentInvoice.objects.exists()  # nothing moves before the check step
+    before = dp_available(budget)
+    paid = client.post(url, {**body, "step": "confirm"})
+    client.post(url, {**body, "step": "confirm"})  # a double click: the one-time key pays once
+    invoice = DirectPaymentInvoice.objects.get()
+    assert paid["Location"] == f"/my/budgets/{budget.pk}/invoices/{invoice.pk}/"
+    assert invoice.status == DirectPaymentInvoiceStatus.QUEUED and dp_available(budget) == before - 1200
+    assert "Payment booked" in client.get(paid["Location"]).content.decode()
+
+    manager = user_with_role(Role.FINANCE_MANAGER, organisation=mine["icb"])
+    run, _ = payment_runs.payment_run_create(run_date=TODAY.date(), acting_user=mine["finance"])
+    assert "Invoice HS-9 (direct payment)" in [item.paying_for for item in run.items.all()]
+    payment_runs.payment_run_approve(run=run, acting_user=manager)
+    payment_runs.payment_run_post(run=run, acting_user=mine["finance"])
+    invoice.refresh_from_db()
+    assert invoice.status == DirectPaymentInvoiceStatus.PAID
+    assert Account.objects.get(pk=mine["dp_line"].spend_account_id).posted_balance == 1200
+    assert b"HARMONY" in payment_runs.payment_run_bacs_file(run)
+    assert ledger_verify().ok
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_a_connected_provider_is_paid_at_once_and_a_refused_transfer_moves_nothing(client, mine, fake_payments):
+    budget, provider = mine["budget"], mine["dp_line"].plan_line.provider
+    Provider.objects.filter(pk=provider.pk).update(stripe_account_id="acct_1HarmonySingers")
+    client.force_login(mine["patient"])
+    url = f"/my/budgets/{budget.pk}/invoices/pay/"
+    body = {"provider": provider.pk, "invoice_number": "HS-1", "amount": "5.00", "line": mine["dp_line"].pk}
+    client.post(url, {**body, "key": "k1", "step": "confirm"})
+    client.post(url, {**body, "key": "k1", "step": "confirm"})
+    invoice = DirectPaymentInvoice.objects.get()
+    assert invoice.status == DirectPaymentInvoiceStatus.PAID and len(fake_payments.transfers) == 1
+    assert fake_payments.transfers[0].destination == "acct_1HarmonySingers"
+    before = dp_available(budget)
+    from budgets import payments
+
+    fake_payments.fail_next(payments.GatewayError("The provider's Stripe account cannot take payments yet"))
+    refused = client.post(url, {**body, "invoice_number": "HS-2", "key": "k2", "step": "confirm"})
+    failed = DirectPaymentInvoice.objects.get(invoice_number="HS-2")
+    assert failed.status == DirectPaymentInvoiceStatus.FAILED and dp_available(budget) == before
+    assert "cannot take payments yet" in client.get(refused["Location"]).content.decode()
+    assert ledger_verify().ok
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_bad_invoice_details_get_clear_errors(client, mine):
+    client.force_login(mine["patient"])
+    url = f"/my/budgets/{mine['budget'].pk}/invoices/pay/"
+    page = client.post(url, {"provider": "999999", "invoice_number": "", "amount": "-3", "line": "", "step": "details"})
+    text = page.content.decode()
+    for message in ("Select who sent the invoice", "Enter the invoice number", "The amount must be more than £0"):
+        assert message in text
+    too_much = client.post(
+        url,
+        {
+            "provider": mine["dp_line"].plan_line.provider.pk,
+            "invoice_number": "BIG",
+            "amount": "40000.00",
+            "line": mine["dp_line"].pk,
+            "key": "big",
+            "step": "confirm",
+        },
+    ).content.decode()
+    assert "does not hold enough" in too_much or "no bank details" in too_much
+    assert not DirectPaymentInvoice.objects.exists()
+
+
+def test_a_representative_sees_exactly_the_budgets_they_act_for(client, mine):
+    rep_user = user_with_role(Role.REPRESENTATIVE)
+    Representative.objects.create(
+        person=mine["plan"].person,
+        kind="representative",
+        name="Michael Robson",
+        relationship="son",
+        basis="adult_lacking_capacity",
+        user=rep_user,
+    )
+    other = agreed_crew()
+    other_budget = budget_in_use(other)
+    client.force_login(rep_user)
+    assert client.get(f"/my/budgets/{mine['budget'].pk}/").status_code == 200
+    for url in (
+        f"/my/budgets/{other_budget.pk}/",
+        f"/my/budgets/{other_budget.pk}/transactions/",
+        f"/my/budgets/{other_budget.pk}/purchases/new/",
+        f"/my/budgets/{other_budget.pk}/invoices/pay/",
+    ):
+        assert client.get(url).status_code == 404
+    for role in (Role.CARE_BROKER, Role.FINANCE_OFFICER, Role.THIRD_PARTY_STAFF, Role.AUDITOR):
+        client.force_login(user_with_role(role))
+        assert client.get(f"/my/budgets/{mine['budget'].pk}/").status_code == 404
+        assert client.get("/my/").status_code == 404
