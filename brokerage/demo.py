@@ -137,6 +137,13 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
     # One person in every state first (index 6 is active and gets a variation, so "varied" appears too); the
     # rest are mostly active.
     statuses = list(PATHS) + [rng.choice([PlanStatus.ACTIVE] * 4 + list(PATHS)) for _ in range(count - len(PATHS))]
+    # The demo's patient, nominee and representative act for people whose budgets are live, so their own pages
+    # have something to show: two adults with capacity and a child (children have a parent as representative).
+    live = [i for i in range(len(PATHS), count) if statuses[i] == PlanStatus.ACTIVE and i % 10 != 6]
+    adults = [i for i in live if i % 9 != 4 and i % 11 != 3]
+    children = [i for i in live if i % 9 == 4]
+    patient_index, nominee_index = [*adults, 0, 1][:2]
+    representative_index = [*children, 4][0]
     for index in range(count):
         child = index % 9 == 4
         born = today.replace(
@@ -145,8 +152,8 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
         person = services.person_create(
             acting_user=broker,
             nhs_number=nhs_number(100_000 + index * 37),
-            given_name=GIVEN[index % len(GIVEN)],
-            family_name=FAMILY[(index * 7) % len(FAMILY)],
+            given_name="Joan" if index == patient_index else GIVEN[index % len(GIVEN)],
+            family_name="Robson" if index == patient_index else FAMILY[(index * 7) % len(FAMILY)],
             date_of_birth=born,
             address=f"{rng.randint(1, 180)} {rng.choice(STREETS)}, Newcastle upon Tyne",
             postcode=f"NE{rng.randint(1, 15)} {rng.randint(1, 9)}AB",
@@ -163,7 +170,7 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
             communication_needs="Large print letters" if index % 5 == 0 else "",
         )
         person.assigned_staff.add(coordinator)
-        if index == 0:
+        if index == patient_index:
             person.user = users[Role.PATIENT]
             person.save()
         if child:
@@ -174,11 +181,11 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
                 relationship="Mother",
                 basis=RepresentativeBasis.CHILD_UNDER_16,
             )
-        if index == 4:
+        if index == representative_index:
             rep = person.representatives.get()
             rep.name, rep.user = users[Role.REPRESENTATIVE].full_name, users[Role.REPRESENTATIVE]
             rep.save()
-        if index == 1:
+        if index == nominee_index:
             Representative.objects.create(
                 person=person,
                 kind=ActorKind.NOMINEE,

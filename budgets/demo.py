@@ -7,12 +7,13 @@ from __future__ import annotations
 import datetime
 import random
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage import services as plans
 from brokerage.models import CarePlan
-from budgets import invoices, services
+from budgets import invoices, services, spending
 from budgets.models import DirectPaymentAccount, HolderBankAccount, PaymentStatus, ScheduledPayment
 
 
@@ -57,6 +58,43 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
         set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
 
 
+PAYEES = ["Harmony Singers", "Tyne Taxis", "Swim Newcastle", "Gym Pass Ltd", "Carers Direct", "Art Space CIC"]
+
+
+def spend_the_payments(budget, *, rng, today, recorder) -> None:
+    """Most of each payment is spent within its four weeks: the person's purchases against their direct-payment
+    line (now and then one not coded to a line, flagged for review), the holder's against the lines it holds."""
+    dp_line = budget.lines.filter(management_type="direct_payment").first()
+    for payment in ScheduledPayment.objects.filter(budget=budget, status=PaymentStatus.PAID).select_related("holder"):
+        for number in range(2):
+            spent_on = min(payment.due_on + datetime.timedelta(days=rng.randint(2, 26)), today)
+            amount = payment.amount_pence * rng.randint(35, 46) // 100
+            key = f"demo:{payment.pk}:{number}"
+            if payment.kind == "direct_payment" and dp_line is not None:
+                coded = rng.random() > 0.06
+                spending.dp_spend_record(
+                    budget=budget,
+                    line=dp_line if coded else None,
+                    payee=rng.choice(PAYEES) if coded else "Corner Shop",
+                    spent_on=spent_on,
+                    amount_pence=amount,
+                    key=key,
+                    acting_user=recorder,
+                )
+            elif payment.kind == "third_party":
+                line = budget.lines.filter(plan_line__third_party_holder=payment.holder).first()
+                spending.holder_spend_record(
+                    budget=budget,
+                    holder=payment.holder,
+                    line=line,
+                    payee="Carers Direct Ltd",
+                    spent_on=spent_on,
+                    amount_pence=amount,
+                    key=key,
+                    acting_user=get_user_model().objects.filter(organisation=payment.holder).first() or recorder,
+                )
+
+
 def set_up_and_pay(plan, *, start, today, rng, finance, manager, pay: bool) -> None:
     budget = services.budget_set_up(plan=plan, acting_user=finance, start_date=start)
     person = plan.person
@@ -72,6 +110,7 @@ def set_up_and_pay(plan, *, start, today, rng, finance, manager, pay: bool) -> N
         return
     for payment in ScheduledPayment.objects.filter(budget=budget, status=PaymentStatus.DUE, due_on__lte=today):
         services.scheduled_payment_pay(payment=payment, acting_user=finance)
+    spend_the_payments(budget, rng=rng, today=today, recorder=plan.person.user or finance)
     # The provider invoices each elapsed four weeks of the notional line, a little under the order.
     for line in budget.lines.filter(management_type="notional"):
         period = 0

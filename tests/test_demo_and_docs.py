@@ -7,7 +7,7 @@ from accounts.demo import DEMO_USERS, demo_email
 from accounts.models import User
 from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus
-from budgets.models import Budget, Invoice
+from budgets.models import Budget, DirectPaymentSpend, HolderSpend, Invoice
 from ledger.verification import ledger_verify
 from providers.models import Provider
 from tests.factories import user_with_role
@@ -36,6 +36,7 @@ def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys):
     active = Budget.objects.filter(plan__status=PlanStatus.ACTIVE)
     assert active.exists() and all(budget.first_paid_on for budget in active)
     assert Invoice.objects.filter(status="paid").exists()
+    assert DirectPaymentSpend.objects.exists() and HolderSpend.objects.exists()  # the payments are being spent
     plans_before = CarePlan.objects.count()
     call_command("seed_demo", "--people", "14")  # a second run adds nothing twice
     assert CarePlan.objects.count() == plans_before
