@@ -33,10 +33,10 @@ TODAY = datetime.datetime(2026, 12, 20, 10, 0)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
-def budget_in_use(crew):
-    budget = services.budget_set_up(plan=crew["plan"], acting_user=crew["finance"], start_date=START)
+def budget_in_use(crew, start=START):
+    budget = services.budget_set_up(plan=crew["plan"], acting_user=crew["finance"], start_date=start)
     add_bank_details(budget)
-    for payment in ScheduledPayment.objects.filter(budget=budget, due_on=START):
+    for payment in ScheduledPayment.objects.filter(budget=budget, due_on=start):
         services.scheduled_payment_pay(payment=payment, acting_user=crew["finance"])
     return budget
 
