@@ -566,3 +566,50 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class Statement(models.Model):
+    """A budget's statement for a period, rendered once to PDF (WeasyPrint) and kept: a batch that is run again
+    skips what exists, so each statement is stored exactly once."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="statements")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    large_print = models.BooleanField(default=False)
+    pdf = models.FileField(upload_to="statements/%Y/%m/", help_text="Kept outside the web root")
+    sha256 = models.CharField(max_length=64)
+    pages = models.PositiveIntegerField()
+    generated_at = models.DateTimeField(default=timezone.now, editable=False)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "budget"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period_start", "period_end", "large_print"], name="statement_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gte=models.F("period_start")), name="statement_period_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Statement {self.period_start} to {self.period_end} for {self.budget}"
+
+
+class StatementDownload(models.Model):
+    """Every download of a statement, PDF or HTML, by whom and when."""
+
+    statement = models.ForeignKey(Statement, on_delete=models.PROTECT, null=True, blank=True, related_name="downloads")
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    format = models.CharField(max_length=10, choices=[("pdf", "PDF"), ("html", "Web page")])
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    downloaded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-downloaded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} downloaded {self.format} for {self.budget}"
