@@ -283,6 +283,16 @@ def can_run_budget(plan: CarePlan, user) -> bool:
     return user.has_perm("brokerage.run_budget", plan)
 
 
+def can_withdraw_consent(plan: CarePlan, user) -> bool:
+    """The person, their active representative or nominee, or staff who run the budget recording it for them."""
+    person = plan.person
+    return (
+        (person.user_id is not None and person.user_id == user.pk)
+        or person.representatives.filter(user=user, active=True).exists()
+        or can_run_budget(plan, user)
+    )
+
+
 def plan_is_ready(plan: CarePlan) -> bool:
     from brokerage.validation import plan_problems
 
@@ -428,6 +438,15 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     )
     def stop(self):
         pass
+
+    @transition(
+        field=status,
+        source=[PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.SUSPENDED],
+        target=PlanStatus.STOPPING,
+        permission=can_withdraw_consent,
+    )
+    def withdraw_consent(self):
+        """Rule 17: withdrawing consent stops the budget at once, with no decision needed."""
 
     @transition(field=status, source=PlanStatus.STOPPING, target=PlanStatus.FINAL_AUDIT, permission=can_run_budget)
     def begin_final_audit(self):

@@ -212,6 +212,7 @@ ACTIONS = {
     "suspend": "suspended",
     "resume": "resumed",
     "stop": "stopped",
+    "withdraw_consent": "stopped",
     "begin_final_audit": "audited",
     "close": "closed",
 }

@@ -74,6 +74,7 @@ class PaymentKind(models.TextChoices):
 class PaymentStatus(models.TextChoices):
     DUE = "due", "Due"
     PAID = "paid", "Paid"
+    SKIPPED = "skipped", "Not paid: the budget was suspended"
 
 
 @pghistory.track(append_only=True)
@@ -613,3 +614,363 @@ class StatementDownload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} downloaded {self.format} for {self.budget}"
+
+
+# --- Monitoring and the rest of a budget's life (reviews, returns, surplus, suspension, stopping, recovery,
+# closing, letters). Periods and thresholds are settings (config/settings.py "Monitoring").
+
+
+class ReviewReason(models.TextChoices):
+    FIRST = "first", "First review after the first payment"
+    ANNUAL = "annual", "Yearly review"
+    CONCERN = "concern", "A concern was raised"
+    HEALTH_CHANGE = "health_change", "A change in health"
+    SURPLUS = "surplus", "Money building up in the account"
+    LATE_RETURNS = "late_returns", "Returns are late"
+
+
+class ReviewDecision(models.TextChoices):
+    NO_CHANGE = "no_change", "No change"
+    VARY = "vary", "Vary the plan"
+    SUSPEND = "suspend", "Suspend the budget"
+    STOP = "stop", "Stop the budget"
+
+
+@pghistory.track(append_only=True)
+class Review(models.Model):
+    """A review of the budget and plan: scheduled (rule 13) or triggered by a concern, a health change, a
+    surplus or late returns. Completing it records who took part, the outcomes achieved and the decision."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="reviews")
+    reason = models.CharField(max_length=20, choices=ReviewReason.choices)
+    due_on = models.DateField()
+    raised_note = models.TextField(blank=True)
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    completed_on = models.DateField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    participants = models.TextField(blank=True, help_text="Who took part, one a line")
+    decision = models.CharField(max_length=20, choices=ReviewDecision.choices, blank=True)
+    decision_reasons = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "reason", "due_on"], name="review_once_per_reason_and_date"),
+            models.CheckConstraint(
+                condition=Q(completed_on__isnull=True) | (~Q(decision="") & ~Q(participants="")),
+                name="completed_review_has_decision_and_participants",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} due {self.due_on}"
+
+
+class OutcomeProgress(models.TextChoices):
+    ACHIEVED = "achieved", "Achieved"
+    PARTLY = "partly", "Partly achieved"
+    NOT_YET = "not_yet", "Not yet achieved"
+
+
+class ReviewOutcome(models.Model):
+    review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="outcomes")
+    outcome = models.ForeignKey("brokerage.Outcome", on_delete=models.PROTECT, related_name="+")
+    progress = models.CharField(max_length=10, choices=OutcomeProgress.choices)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["review", "outcome"], name="review_outcome_once")]
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.get_progress_display()}"
+
+
+@pghistory.track(append_only=True)
+class DirectPaymentReturn(models.Model):
+    """A periodic return from the direct-payment holder (rule 20): statements, timesheets, invoices and a
+    declaration. Late returns escalate step by step and, at the last step, trigger a review."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="dp_returns")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    due_on = models.DateField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    declaration = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start"], name="dp_return_once_per_period"),
+            models.CheckConstraint(
+                condition=Q(submitted_at__isnull=True) | Q(declaration=True), name="submitted_return_is_declared"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return {self.period_start} to {self.period_end} for {self.budget}"
+
+
+class EvidenceKind(models.TextChoices):
+    BANK_STATEMENT = "bank_statement", "Bank statement"
+    TIMESHEET = "timesheet", "Timesheet"
+    INVOICE = "invoice", "Invoice or receipt"
+    INSURANCE = "insurance", "Insurance certificate"
+    OTHER = "other", "Something else"
+
+
+class ReturnEvidence(models.Model):
+    dp_return = models.ForeignKey(DirectPaymentReturn, on_delete=models.PROTECT, related_name="evidence")
+    kind = models.CharField(max_length=20, choices=EvidenceKind.choices)
+    file = models.FileField(upload_to="returns/%Y/%m/", help_text="Kept outside the web root")
+    content_type = models.CharField(max_length=40)
+    uploaded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.dp_return}"
+
+
+class SurplusStatus(models.TextChoices):
+    OPEN = "open", "To decide"
+    OFFSET = "offset", "Offset against the next instalment"
+    RECOVERY = "recovery", "Recovery opened"
+    DISMISSED = "dismissed", "No action"
+
+
+@pghistory.track(append_only=True)
+class SurplusAlert(models.Model):
+    """More than N weeks of scheduled spend in the direct-payment account, the contingency not counted (rule 14)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="surplus_alerts")
+    raised_on = models.DateField()
+    surplus_pence = models.BigIntegerField()
+    weeks = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=SurplusStatus.choices, default=SurplusStatus.OPEN)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_on"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget"], condition=Q(status="open"), name="one_open_surplus_alert"),
+            models.CheckConstraint(condition=Q(surplus_pence__gt=0), name="surplus_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Surplus of {self.surplus_pence}p on {self.raised_on}"
+
+
+class SuspensionReason(models.TextChoices):
+    HOSPITAL = "hospital", "A hospital stay or long time away from home"
+    SAFEGUARDING = "safeguarding", "A safeguarding concern"
+    BREACH = "breach", "The agreement was not kept"
+    CAPACITY = "capacity", "A change in capacity"
+    LATE_RETURNS = "late_returns", "Returns are late"
+    REQUESTED = "requested", "The person asked"
+
+
+@pghistory.track(append_only=True)
+class Suspension(models.Model):
+    """Payments stop while suspended; the plan is not cancelled (rule 16). Instalments that fall due meanwhile
+    are skipped, not paid later; resuming recalculates what is due, offsetting any surplus first."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="suspensions")
+    reason = models.CharField(max_length=20, choices=SuspensionReason.choices)
+    reasons = models.TextField()
+    started_on = models.DateField()
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    ended_on = models.DateField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-started_on"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget"], condition=Q(ended_on__isnull=True), name="one_open_suspension"),
+            models.CheckConstraint(condition=~Q(reasons=""), name="suspension_has_reasons"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Suspended from {self.started_on}"
+
+
+class StopGround(models.TextChoices):
+    CONSENT_WITHDRAWN = "consent_withdrawn", "The person withdrew their consent"
+    NOT_ELIGIBLE = "not_eligible", "No longer eligible"
+    REPRESENTATIVE = "representative", "The representative or nominee is unsuitable or withdrew"
+    MISUSE = "misuse", "Money used outside the plan"
+    FRAUD = "fraud", "Suspected theft or fraud"
+    NEEDS_NOT_MET = "needs_not_met", "Needs are not being met"
+    DEATH = "death", "The person died"
+
+
+@pghistory.track(append_only=True)
+class StopDecision(models.Model):
+    """Why a budget is stopping (rule 17): withdrawal of consent stops it at once; other grounds need a decision
+    with reasons. The notice period runs from the decision."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="stop_decisions")
+    ground = models.CharField(max_length=20, choices=StopGround.choices)
+    reasons = models.TextField(blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_on = models.DateField()
+    ends_on = models.DateField(help_text="When the notice period ends")
+
+    class Meta:
+        ordering = ["-decided_on"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ground="consent_withdrawn") | ~Q(reasons=""), name="discretionary_stop_has_reasons"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Stopping: {self.get_ground_display()}"
+
+
+@pghistory.track(append_only=True)
+class ReductionNotice(models.Model):
+    """Written notice of a reduction (rule 6): reasons and an effective date no earlier than the notice period.
+    The new plan's payments change from that date and not before."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="reduction_notices")
+    new_plan = models.ForeignKey("brokerage.CarePlan", on_delete=models.PROTECT, related_name="+")
+    old_annual_pence = models.BigIntegerField()
+    new_annual_pence = models.BigIntegerField()
+    reasons = models.TextField()
+    issued_on = models.DateField()
+    effective_on = models.DateField()
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-issued_on"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reasons=""), name="reduction_has_reasons"),
+            models.CheckConstraint(
+                condition=Q(new_annual_pence__lt=models.F("old_annual_pence")), name="reduction_reduces"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reduction from {self.effective_on}"
+
+
+class RecoveryStatus(models.TextChoices):
+    ISSUED = "issued", "Notice sent"
+    RECONSIDERING = "reconsidering", "Reconsideration asked for: paused"
+    SETTLED = "settled", "Settled"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class Addressee(models.TextChoices):
+    PERSON = "person", "The person"
+    REPRESENTATIVE = "representative", "Their representative"
+    NOMINEE = "nominee", "Their nominee"
+    PERSONAL_REPRESENTATIVES = "personal_representatives", "The personal representatives (after death)"
+
+
+@pghistory.track(append_only=True)
+class Recovery(models.Model):
+    """A notice asking for money back (rule 18): never without reasons, amount, deadline and who must repay.
+    Asking for reconsideration pauses it; repayments (card or bank) and write-offs (a finance manager) are
+    posted to the ledger; it is settled when recovered + written off = the amount."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="recoveries")
+    reasons = models.TextField()
+    amount_pence = models.BigIntegerField()
+    deadline = models.DateField()
+    addressee = models.CharField(max_length=30, choices=Addressee.choices)
+    addressee_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=RecoveryStatus.choices, default=RecoveryStatus.ISSUED)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    issued_on = models.DateField()
+    recovered_pence = models.BigIntegerField(default=0)
+    written_off_pence = models.BigIntegerField(default=0)
+    reconsideration_evidence = models.TextField(blank=True)
+    reconsideration_outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-issued_on", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reasons="") & ~Q(addressee_name="") & Q(amount_pence__gt=0),
+                name="recovery_notice_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(recovered_pence__gte=0, written_off_pence__gte=0)
+                & Q(amount_pence__gte=models.F("recovered_pence") + models.F("written_off_pence")),
+                name="recovery_not_over_settled",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recovery of {self.amount_pence}p by {self.deadline}"
+
+    @property
+    def outstanding_pence(self) -> int:
+        return self.amount_pence - self.recovered_pence - self.written_off_pence
+
+
+class LiabilityKind(models.TextChoices):
+    WAGES = "wages", "Staff wages"
+    NOTICE = "notice", "Notice pay"
+    HOLIDAY_PAY = "holiday_pay", "Holiday pay"
+    HMRC = "hmrc", "HMRC (tax and National Insurance)"
+    AGENCY = "agency", "Agency invoice"
+    OTHER = "other", "Something else"
+
+
+@pghistory.track(append_only=True)
+class Liability(models.Model):
+    """What the budget still owes when it ends (rule 19): paid before anything is recovered."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="liabilities")
+    kind = models.CharField(max_length=20, choices=LiabilityKind.choices)
+    payee = models.CharField(max_length=200)
+    amount_pence = models.BigIntegerField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    paid_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_pence__gt=0), name="liability_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.payee}"
+
+
+class LetterKind(models.TextChoices):
+    REDUCTION = "reduction", "Notice of a reduction"
+    SUSPENSION = "suspension", "Notice of suspension"
+    STOPPING = "stopping", "Notice that the budget is stopping"
+    RECOVERY = "recovery", "Notice asking for money back"
+
+
+class Letter(models.Model):
+    """A notice sent to the person, kept as part of the record in HTML and as an accessible PDF."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="letters")
+    kind = models.CharField(max_length=20, choices=LetterKind.choices)
+    subject_ref = models.CharField(max_length=80, help_text="What it is about, e.g. recovery:12")
+    html = models.TextField()
+    pdf = models.FileField(upload_to="letters/%Y/%m/", blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["kind", "subject_ref"], name="letter_once_per_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.subject_ref})"

@@ -211,6 +211,18 @@ BACS_ORIGINATOR = {
 # Rule 14/15: a direct-payment account holding more than this many weeks of scheduled spend is in surplus.
 SURPLUS_WEEKS = int(os.environ.get("SURPLUS_WEEKS", 8))
 
+# --- Monitoring: statutory periods and local choices, with the defaults of the domain notes ---------------
+# Rule 13: health direct payments are first reviewed within 3 months of the first payment, social-care ones
+# within 6; then at least every 12 months.
+REVIEW_FIRST_MONTHS_HEALTH = int(os.environ.get("REVIEW_FIRST_MONTHS_HEALTH", 3))
+REVIEW_FIRST_MONTHS_SOCIAL_CARE = int(os.environ.get("REVIEW_FIRST_MONTHS_SOCIAL_CARE", 6))
+REVIEW_INTERVAL_MONTHS = int(os.environ.get("REVIEW_INTERVAL_MONTHS", 12))
+# Rule 20: returns each quarter, due some days after the quarter ends; late ones escalate after these many days
+# (a reminder, then the coordinator, then a review).
+RETURN_PERIOD_MONTHS = int(os.environ.get("RETURN_PERIOD_MONTHS", 3))
+RETURN_DUE_DAYS = int(os.environ.get("RETURN_DUE_DAYS", 28))
+RETURN_ESCALATION_DAYS = tuple(int(d) for d in os.environ.get("RETURN_ESCALATION_DAYS", "7,21,42").split(","))
+
 # --- Payments gateway (budgets/payments.py): Stripe, or the in-memory fake --------------------------------
 # With no real secret key in the environment, Stripe calls go to a local localstripe server
 # (`python -m config.localstripe_server --port 8420`), never to api.stripe.com.
