@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from brokerage import selectors as plan_selectors
 from budgets.models import Budget, BudgetAccount, PaymentKind, ScheduledPayment
@@ -148,3 +149,39 @@ def held_line_figures(budget: Budget, holder) -> list[LineFigures]:
 def held_balance(budget: Budget, holder) -> int:
     row = BudgetAccount.objects.filter(budget=budget, purpose=f"held:third-party:{holder.pk}").select_related("account")
     return row[0].account.posted_balance if row else 0
+
+
+def overdue_reviews(user, today=None):
+    """Open reviews past their due date for the budgets this user may see (the coordinator's people; the ICB's
+    for an approver), oldest first."""
+    from budgets.models import Review
+
+    today = today or timezone.localdate()
+    return (
+        Review.objects.filter(
+            completed_on__isnull=True, due_on__lt=today, budget__plan__in=plan_selectors.plans_visible_to(user)
+        )
+        .select_related("budget__plan__person")
+        .order_by("due_on", "id")
+    )
+
+
+def open_monitoring(user, today=None) -> dict:
+    """What a coordinator or approver should act on: overdue reviews, late returns and open surplus alerts."""
+    from budgets.models import DirectPaymentReturn, SurplusAlert
+
+    today = today or timezone.localdate()
+    plans = plan_selectors.plans_visible_to(user)
+    return {
+        "overdue_reviews": list(overdue_reviews(user, today)[:20]),
+        "late_returns": list(
+            DirectPaymentReturn.objects.filter(submitted_at__isnull=True, due_on__lt=today, budget__plan__in=plans)
+            .select_related("budget__plan__person")
+            .order_by("due_on")[:20]
+        ),
+        "surplus_alerts": list(
+            SurplusAlert.objects.filter(status="open", budget__plan__in=plans).select_related("budget__plan__person")[
+                :20
+            ]
+        ),
+    }

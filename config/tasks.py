@@ -8,6 +8,7 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
+from budgets import tasks as budget_tasks
 from ledger import tasks as ledger_tasks
 
 
@@ -22,6 +23,7 @@ SCHEDULE = [
     ("17 3 * * *", "clear-expired-sessions", clear_expired_sessions),
     ("*/5 * * * *", "ledger-expire-pending", ledger_tasks.expire_pending),
     ("30 2 * * *", "ledger-verify", ledger_tasks.verify),
+    ("0 6 * * *", "budgets-monitoring", budget_tasks.monitoring_daily),
 ]
 
 for cron, periodic_id, task in SCHEDULE:
