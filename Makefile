@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install install-test assets lint graph
+.PHONY: run test install install-demo install-test assets lint graph
 
-run: install assets
+run: install install-demo assets
 	$(PY) scripts/run.py
 
 test: install-test assets
@@ -22,7 +22,12 @@ $(VENV)/.test: pyproject.toml $(VENV)/.runtime
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
+$(VENV)/.demo: pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install --quiet -e ".[demo]"
+	touch $@
+
 install: $(VENV)/.runtime
+install-demo: $(VENV)/.demo
 install-test: $(VENV)/.test
 
 node_modules/.installed: package.json package-lock.json

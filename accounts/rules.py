@@ -56,3 +56,11 @@ rules.add_perm("budgets.view_own_budget", is_patient | is_representative | is_no
 rules.add_perm("ledger.view_account", is_finance | is_auditor)
 rules.add_perm("ledger.add_transfer", is_finance)
 rules.add_perm("ledger.close_period", is_finance_manager)
+
+# --- Ending a budget (budgets/ending.py) --------------------------------------------------------------------------
+# Finance staff issue recovery notices and record repayments and liabilities; only a finance manager writes money
+# off or closes a budget, and never on a notice they issued themselves (rule 4, checked by the service).
+rules.add_perm("budgets.recover_money", is_finance)
+rules.add_perm("budgets.write_off", is_finance_manager)
+rules.add_perm("budgets.close_budget", is_finance_manager)
+# --- end ending ---------------------------------------------------------------------------------------------------

@@ -8,13 +8,21 @@ import datetime
 import random
 
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage import services as plans
 from brokerage.models import CarePlan
-from budgets import invoices, services, spending
-from budgets.models import DirectPaymentAccount, HolderBankAccount, PaymentStatus, ScheduledPayment
+from budgets import ending, invoices, monitoring, services, spending
+from budgets.models import (
+    Budget,
+    DirectPaymentAccount,
+    HolderBankAccount,
+    PaymentStatus,
+    ScheduledPayment,
+    SurplusAlert,
+)
 
 
 def seed(*, rng: random.Random, people: int, context: dict) -> None:
@@ -35,14 +43,60 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
         start = today - datetime.timedelta(weeks=rng.randint(4, 44)) if activate else today + datetime.timedelta(days=7)
         set_up_and_pay(plan, start=start, today=today, rng=rng, finance=finance, manager=manager, pay=activate)
         plan.refresh_from_db()  # the first payment activated it through another instance
+        budget = plan.budget_record
+        coordinator = users[Role.CARE_COORDINATOR]
         for name in steps:
             if name in ("start_setting_up", "activate"):
                 continue
-            plans.plan_transition(
-                plan=plan,
-                name=name,
-                acting_user=finance if name not in ("start_review", "finish_review") else users[Role.CARE_COORDINATOR],
-            )
+            # The monitoring services take the plan there, with the records a real team would leave behind.
+            if name == "start_review":
+                review = monitoring.review_trigger(
+                    budget=budget, reason="concern", note="Carer reports Joan is struggling at night", today=today
+                )
+                monitoring.review_start(review=review, acting_user=coordinator)
+            elif name == "suspend":
+                monitoring.suspension_start(
+                    budget=budget, reason="hospital", reasons="In hospital after a fall", acting_user=coordinator
+                )
+            elif name == "stop":
+                monitoring.stop_decide(
+                    budget=budget,
+                    ground=rng.choice(["consent_withdrawn", "not_eligible"]),
+                    reasons="No longer eligible for continuing healthcare after review",
+                    acting_user=coordinator,
+                )
+            elif name == "begin_final_audit":
+                decision = budget.stop_decisions.get()
+                ending.final_audit_begin(budget=budget, acting_user=finance, today=decision.ends_on)
+                owed = ending.liability_record(
+                    budget=budget,
+                    kind="holiday_pay",
+                    payee="Karen Dobson (PA)",
+                    amount_pence=18_450,
+                    acting_user=finance,
+                )
+                ending.liability_pay(liability=owed, acting_user=finance)
+            elif name == "close":
+                close_the_budget(budget, today=today, finance=finance, manager=manager)
+            else:
+                plans.plan_transition(plan=plan, name=name, acting_user=finance)
+            plan.refresh_from_db()
+    # Most people send their returns; a few are late. Then what the daily task would have done by now: reviews
+    # scheduled, late returns escalated, surplus alerts raised.
+    for budget in Budget.objects.filter(plan__status__in=monitoring.LIVE):
+        for dp_return in monitoring.returns_schedule(budget, today):
+            if rng.random() < 0.8:
+                statement = ContentFile(DEMO_PDF, name=f"statement-{dp_return.period_end}.pdf")
+                statement.content_type = "application/pdf"
+                monitoring.return_submit(
+                    dp_return=dp_return,
+                    evidence=[("bank_statement", statement)],
+                    declaration=True,
+                    notes="",
+                    acting_user=budget.plan.person.user or finance,
+                )
+    monitoring.monitoring_run(today)
+    ask_for_money_back(today=today, finance=finance)
     for plan_pk in context.get("vary", []):
         old = CarePlan.objects.get(pk=plan_pk)
         new = plans.plan_create(person=old.person, acting_user=users[Role.CARE_BROKER])
@@ -56,6 +110,68 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
             icb_signatory=users[Role.ICB_APPROVER],
         )
         set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
+
+
+# A one-line stand-in for a scanned bank statement: the demo's returns need some evidence attached.
+DEMO_PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+
+def close_the_budget(budget, *, today, finance, manager) -> None:
+    """The balance left after the liabilities is asked back, repaid by bank transfer, and the budget closed."""
+    audit = ending.final_audit(budget)
+    if audit.recoverable > 0:
+        person = budget.plan.person
+        notice = ending.recovery_issue(
+            budget=budget,
+            reasons="The budget has ended: this is what was left in the account after paying what was owed",
+            amount_pence=audit.recoverable,
+            deadline=today + datetime.timedelta(days=28),
+            addressee="person",
+            addressee_name=person.full_name,
+            acting_user=finance,
+            from_balance=True,
+        )
+        ending.recovery_repaid(
+            recovery=notice,
+            amount_pence=audit.recoverable,
+            key=f"demo-close:{budget.pk}",
+            acting_user=finance,
+            method="bank",
+        )
+    ending.budget_close(budget=budget, acting_user=manager)
+
+
+def ask_for_money_back(*, today, finance) -> None:
+    """Two recoveries in progress: a surplus taken back from one account, and money spent outside the plan that
+    the person has asked to be reconsidered."""
+    alert = SurplusAlert.objects.filter(status="open").select_related("budget__plan__person").first()
+    if alert is not None:
+        ending.recovery_issue(
+            budget=alert.budget,
+            reasons="More has built up in the account than the plan needs",
+            amount_pence=alert.surplus_pence,
+            deadline=today + datetime.timedelta(days=28),
+            addressee="person",
+            addressee_name=alert.budget.plan.person.full_name,
+            acting_user=finance,
+            from_balance=True,
+            surplus_alert=alert,
+        )
+    spent = Budget.objects.filter(plan__status="active", dp_spends__flag="uncoded").distinct().last()
+    if spent is not None:
+        uncoded = spent.dp_spends.filter(flag="uncoded").first()
+        notice = ending.recovery_issue(
+            budget=spent,
+            reasons=f"£{uncoded.amount_pence / 100:,.2f} was spent at {uncoded.payee}, which the plan does not cover",
+            amount_pence=uncoded.amount_pence,
+            deadline=today + datetime.timedelta(days=28),
+            addressee="person",
+            addressee_name=spent.plan.person.full_name,
+            acting_user=finance,
+        )
+        ending.recovery_reconsider(
+            recovery=notice, evidence="The shop sold the continence pads the plan pays for", acting_user=finance
+        )
 
 
 PAYEES = ["Harmony Singers", "Tyne Taxis", "Swim Newcastle", "Gym Pass Ltd", "Carers Direct", "Art Space CIC"]

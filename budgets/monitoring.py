@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.tasks import send_email
 from brokerage import services as plans
 from brokerage.models import CarePlan, ManagementType, PlanStatus
+from budgets import ending
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
@@ -307,9 +308,11 @@ def suspension_start(*, budget: Budget, reason: str, reasons: str, acting_user, 
         if plan.status == PlanStatus.UNDER_REVIEW:
             plans.plan_transition(plan=plan, name="finish_review", acting_user=acting_user, reasons="Suspending")
         plans.plan_transition(plan=plan, name="suspend", acting_user=acting_user, reasons=reasons)
-        return Suspension.objects.create(
+        suspension = Suspension.objects.create(
             budget=budget, reason=reason, reasons=reasons, started_on=_today(today), started_by=acting_user
         )
+        ending.letter_for_suspension(suspension)  # the written notice is part of the record
+    return suspension
 
 
 def suspension_end(*, budget: Budget, acting_user, today=None) -> Suspension:
@@ -340,13 +343,15 @@ def consent_withdraw(*, budget: Budget, acting_user, today=None) -> StopDecision
     plan.refresh_from_db()
     with transaction.atomic():
         plans.plan_transition(plan=plan, name="withdraw_consent", acting_user=acting_user, reasons="Consent withdrawn")
-        return StopDecision.objects.create(
+        decision = StopDecision.objects.create(
             budget=budget,
             ground=StopGround.CONSENT_WITHDRAWN,
             decided_by=acting_user,
             decided_on=today,
             ends_on=today + datetime.timedelta(days=plan.notice_period_days),
         )
+        ending.letter_for_stop(decision)
+    return decision
 
 
 def stop_decide(*, budget: Budget, ground: str, reasons: str, acting_user, today=None) -> StopDecision:
@@ -362,7 +367,7 @@ def stop_decide(*, budget: Budget, ground: str, reasons: str, acting_user, today
     plan.refresh_from_db()
     with transaction.atomic():
         plans.plan_transition(plan=plan, name="stop", acting_user=acting_user, reasons=reasons)
-        return StopDecision.objects.create(
+        decision = StopDecision.objects.create(
             budget=budget,
             ground=ground,
             reasons=reasons,
@@ -370,6 +375,8 @@ def stop_decide(*, budget: Budget, ground: str, reasons: str, acting_user, today
             decided_on=today,
             ends_on=today + datetime.timedelta(days=plan.notice_period_days),
         )
+        ending.letter_for_stop(decision)
+    return decision
 
 
 # --- The daily run ----------------------------------------------------------------------------------------

@@ -23,6 +23,17 @@ RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png",
 RECEIPT_MAX_BYTES = 10 * 1024 * 1024
 
 
+def sniff_upload(upload):
+    """Accept PDFs and images by what the file is, not by what the browser said it was."""
+    head = upload.read(8)
+    upload.seek(0)
+    kind = next((mime for magic, mime in RECEIPT_TYPES.items() if head.startswith(magic)), None)
+    if kind is None:
+        raise forms.ValidationError("The file must be a PDF, JPEG or PNG")
+    upload.content_type = kind
+    return upload
+
+
 def _my_budget(request: HttpRequest, pk: int) -> Budget:
     try:
         return person_selectors.my_budget(user=request.user, pk=pk)
@@ -172,13 +183,7 @@ class PurchaseForm(forms.Form):
         receipt = self.cleaned_data["receipt"]
         if receipt.size > RECEIPT_MAX_BYTES:
             raise forms.ValidationError("The file must be smaller than 10MB")
-        head = receipt.read(8)
-        receipt.seek(0)
-        kind = next((mime for magic, mime in RECEIPT_TYPES.items() if head.startswith(magic)), None)
-        if kind is None:
-            raise forms.ValidationError("The file must be a PDF, JPEG or PNG")
-        receipt.content_type = kind  # what the file is, not what the browser said it was
-        return receipt
+        return sniff_upload(receipt)
 
 
 @login_required

@@ -23,6 +23,7 @@ from budgets.models import (
     HolderBankAccount,
     PaymentKind,
     PaymentStatus,
+    ReductionNotice,
     ScheduledPayment,
 )
 from ledger import services as ledger
@@ -70,6 +71,7 @@ def budget_set_up(*, plan: CarePlan, acting_user, start_date: datetime.date | No
     if plan.status != PlanStatus.AGREED:
         raise BudgetError("Only an agreed plan can have its budget set up (no money without an agreed plan)")
     with transaction.atomic():
+        notice = _reduction_notice_for(plan)
         plans.plan_transition(plan=plan, name="start_setting_up", acting_user=acting_user)
         budget = Budget.objects.create(
             plan=plan, start_date=start_date, annual_pence=pence(plan.budget), set_up_by=acting_user
@@ -86,8 +88,57 @@ def budget_set_up(*, plan: CarePlan, acting_user, start_date: datetime.date | No
             for line in plan.lines.select_related("third_party_holder")
         ]
         ledger.transfers_record(_opening_transfers(budget, plan, accounts, lines), acting_user=acting_user)
-        _write_schedule(budget, plan, lines)
+        extra = _write_schedule(budget, plan, lines, notice=notice)
+        if extra > 0:
+            _fund_notice_period(budget, plan, accounts, notice, extra, acting_user)
     return budget
+
+
+# --- Reductions (rule 6): a reduced version pays the old amounts until its notice's effective date ------------
+
+REDUCTION_NEEDS_NOTICE = (
+    "This version reduces the budget: issue a written notice of the reduction, with reasons and an effective date, "
+    "before setting it up"
+)
+REDUCTION_RECONSIDERING = "The person has asked for the reduction to be reconsidered: wait for the decision"
+
+
+def _reduction_notice_for(plan: CarePlan) -> ReductionNotice | None:
+    """The notice a reduced version needs (refused without one, or while a reconsideration waits); None when the
+    version does not reduce the budget it replaces."""
+    old = Budget.objects.filter(plan_id=plan.previous_id).first() if plan.previous_id else None
+    if old is None or pence(plan.budget) >= old.annual_pence:
+        return None
+    notice = ReductionNotice.objects.filter(budget=old, new_plan=plan).order_by("-issued_on", "-id").first()
+    if notice is None:
+        raise BudgetError(REDUCTION_NEEDS_NOTICE)
+    if plans.reconsideration_pending(plan) or plans.reconsideration_pending(old.plan):
+        raise BudgetError(REDUCTION_RECONSIDERING)
+    return notice
+
+
+def _old_amount(notice: ReductionNotice, kind: str, holder_id: int | None, due_on: datetime.date) -> int | None:
+    """What the replaced budget paid for this kind of payment in the period that includes `due_on`."""
+    old = ScheduledPayment.objects.filter(budget_id=notice.budget_id, kind=kind, holder_id=holder_id)
+    in_force = old.filter(due_on__lte=due_on).order_by("-due_on", "-id").first() or old.order_by("due_on").first()
+    return in_force.amount_pence if in_force else None
+
+
+def _fund_notice_period(budget, plan, accounts, notice, extra: int, acting_user) -> None:
+    """Paying the old amounts until the effective date costs more than the new year's funding: the ICB funds the
+    difference, as its own posting, so the ICB's holding never runs short at the end of the year."""
+    funding = accounts.get("funding:icb") or next(a for p, a in accounts.items() if p.startswith("funding:"))
+    ledger.transfer_post(
+        key=f"{budget.owner_ref}:allocation:notice-period",
+        debit_account_id=accounts["held:icb"].pk,
+        credit_account_id=funding.pk,
+        amount=extra,
+        code="allocation",
+        effective_date=budget.start_date,
+        reference=budget.owner_ref,
+        description=f"Old amounts paid until the reduction takes effect on {notice.effective_on:%d/%m/%Y}",
+        acting_user=acting_user,
+    )
 
 
 def _open_accounts(budget: Budget, plan: CarePlan) -> dict:
@@ -178,7 +229,12 @@ def _opening_transfers(budget: Budget, plan: CarePlan, accounts: dict, lines: li
     return requests
 
 
-def _write_schedule(budget: Budget, plan: CarePlan, lines: list[BudgetLine]) -> None:
+def _write_schedule(
+    budget: Budget, plan: CarePlan, lines: list[BudgetLine], *, notice: ReductionNotice | None = None
+) -> int:
+    """Write the year's payments; with a reduction notice, those due before its effective date keep the old
+    amounts. Returns how much more than the new amounts that costs."""
+    extra = 0
     dates = period_dates(budget.start_date, plan.payment_frequency)
     totals: dict[tuple[str, int | None], int] = defaultdict(int)
     for line in lines:
@@ -188,6 +244,11 @@ def _write_schedule(budget: Budget, plan: CarePlan, lines: list[BudgetLine]) -> 
             totals[(PaymentKind.THIRD_PARTY, line.plan_line.third_party_holder_id)] += line.annual_pence
     for (kind, holder_id), annual in totals.items():
         for number, (due_on, amount) in enumerate(zip(dates, split(annual, len(dates)), strict=True), start=1):
+            if notice is not None and due_on < notice.effective_on:
+                old = _old_amount(notice, kind, holder_id, due_on)
+                if old is not None:
+                    extra += old - amount
+                    amount = old
             ScheduledPayment.objects.create(
                 budget=budget,
                 kind=kind,
@@ -196,6 +257,7 @@ def _write_schedule(budget: Budget, plan: CarePlan, lines: list[BudgetLine]) -> 
                 amount_pence=amount,
                 transfer_key=f"{budget.owner_ref}:{kind}:{holder_id or 'person'}:{number}",
             )
+    return extra
 
 
 def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> ScheduledPayment:

@@ -1,10 +1,13 @@
 """Budget jobs for the worker; their schedules are in config/tasks.py."""
 
+import datetime
 import logging
 
+from django.utils import timezone
 from procrastinate.contrib.django import app
 
-from budgets import monitoring
+from budgets import monitoring, statement_batch, statements
+from budgets.models import Budget
 
 logger = logging.getLogger("phb.budgets")
 
@@ -16,3 +19,38 @@ def monitoring_daily(timestamp: int | None = None) -> dict[str, int]:
     counts = monitoring.monitoring_run()
     logger.info("monitoring: %s", counts)
     return counts
+
+
+# --- Statements (budgets/statements.py, budgets/statement_batch.py) ---------------------------------------------
+
+
+@app.task(name="budgets.statement_request", queue="statements", retry=2)
+def statement_request(*, budget_id: int, period_start: str, period_end: str, large_print: bool = False) -> int:
+    """A statement someone asked for on its page: rendered here, never in their web request."""
+    statement = statements.statement_generate(
+        budget=Budget.objects.get(pk=budget_id),
+        period_start=datetime.date.fromisoformat(period_start),
+        period_end=datetime.date.fromisoformat(period_end),
+        large_print=large_print,
+        notify=True,
+    )
+    statements.statement_notify(statement=statement)  # made earlier by someone else and not yet announced
+    return statement.pk
+
+
+@app.task(name="budgets.statements_monthly", queue="statements", queueing_lock="budgets.statements_monthly")
+def statements_monthly(timestamp: int | None = None) -> dict:
+    """Last month's statement for every live budget, in worker processes on every core (the same code as
+    `manage.py statements_generate`)."""
+    when = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC) if timestamp else timezone.now()
+    start, end = statements.previous_month(timezone.localtime(when).date())
+    result = statement_batch.statements_batch(period_start=start, period_end=end)
+    for failure in result.failed:
+        logger.error("statement for budget %s, %s: %s", failure.job.budget_id, start, failure.error)
+    return {
+        "period": f"{start:%Y-%m}",
+        "budgets": result.budgets,
+        "generated": result.generated,
+        "failed": len(result.failed),
+        "notified": result.notified,
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from budgets import account_views, holder_views, person_views, views
+from budgets import account_views, holder_views, monitoring_views, person_views, views
 
 app_name = "budgets"
 
@@ -17,6 +17,10 @@ urlpatterns = [
     path("my/budgets/<int:pk>/invoices/pay/", person_views.pay_invoice, name="my-pay-invoice"),
     path("my/budgets/<int:pk>/invoices/<int:invoice_pk>/", person_views.my_invoice, name="my-invoice"),
     path("budgets/<int:pk>/receipts/<int:spend_pk>/", person_views.receipt, name="receipt"),
+    path("budgets/<int:pk>/monitoring/", monitoring_views.budget_monitoring, name="monitoring"),
+    path("reviews/<int:pk>/", monitoring_views.review, name="review"),
+    path("my/budgets/<int:pk>/returns/", monitoring_views.my_returns, name="my-returns"),
+    path("my/budgets/<int:pk>/consent/", monitoring_views.my_consent, name="my-consent"),
     path("held/", holder_views.held_budgets, name="held"),
     path("held/<int:pk>/", holder_views.held_budget, name="held-budget"),
     path("finance/invoices/", views.invoices, name="invoices"),
@@ -26,3 +30,43 @@ urlpatterns = [
     path("finance/payment-runs/<int:pk>/bacs.txt", views.payment_run_file, {"kind": "bacs"}, name="payment-run-bacs"),
     path("finance/payment-runs/<int:pk>/payments.csv", views.payment_run_file, {"kind": "csv"}, name="payment-run-csv"),
 ]
+
+# --- Card payments and Stripe's webhook (budgets/card_views.py, budgets/webhooks.py) -----------------------------
+from budgets import card_views, webhooks  # noqa: E402 - kept in its own block so the list above stays untouched
+
+urlpatterns += [
+    path("my/budgets/<int:pk>/pay-by-card/", card_views.card_pay, name="card-pay"),
+    path("my/budgets/<int:pk>/card-payments/<int:payment_pk>/", card_views.card_payment, name="card-payment"),
+    path("finance/card-payments/", card_views.finance_card_payments, name="card-payments"),
+    path("webhooks/stripe/", webhooks.stripe_webhook, name="stripe-webhook"),
+]
+# --- end card payments ---------------------------------------------------------------------------------------------
+
+# --- Statements (budgets/statement_views.py): the person's side under /my/, staff from the budget page ------------
+from budgets import statement_views  # noqa: E402 - kept in its own block so the lists above stay untouched
+
+_STATEMENT_PAGES = [
+    ("statements/", statement_views.statement_list, "statements"),
+    ("statements/statement/", statement_views.statement_page, "statement"),
+    ("statements/statement.pdf", statement_views.statement_pdf, "statement-pdf"),
+    ("statements/request/", statement_views.statement_request, "statement-request"),
+]
+urlpatterns += [
+    path(f"{prefix}/<int:pk>/{suffix}", view, {"side": side}, name=f"{name_prefix}{name}")
+    for prefix, side, name_prefix in (("my/budgets", "my", "my-"), ("budgets", "staff", ""))
+    for suffix, view, name in _STATEMENT_PAGES
+]
+# --- end statements ------------------------------------------------------------------------------------------------
+
+# --- Ending a budget (budgets/ending_views.py): reductions, recovery, final audit, letters ------------------------
+from budgets import ending_views  # noqa: E402 - kept in its own block so the lists above stay untouched
+
+urlpatterns += [
+    path("budgets/<int:pk>/reduction/", ending_views.reduction_notice, name="reduction-notice"),
+    path("budgets/<int:pk>/recoveries/new/", ending_views.recovery_new, name="recovery-new"),
+    path("budgets/<int:pk>/recoveries/<int:recovery_pk>/", ending_views.recovery_page, name="recovery"),
+    path("budgets/<int:pk>/final-audit/", ending_views.final_audit_page, name="final-audit"),
+    path("budgets/<int:pk>/letters/<int:letter_pk>/", ending_views.letter_page, name="letter"),
+    path("budgets/<int:pk>/letters/<int:letter_pk>/letter.pdf", ending_views.letter_pdf, name="letter-pdf"),
+]
+# --- end ending ----------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.messages import get_messages
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import timezone
 
 from config.formatting import format_date, format_pence
 
@@ -24,7 +25,6 @@ NAVIGATION = [
     ("budgets.hold_budgets", "budgets:held", "Budgets we hold"),
     ("budgets.run_payments", "budgets:invoices", "Invoices"),
     ("budgets.run_payments", "budgets:payment-runs", "Payment runs"),
-    ("budgets.run_payments", "budgets:holders", "Holders"),
     ("ledger.view_account", "ledger:accounts", "Accounts"),
     ("ledger.view_account", "ledger:trial-balance", "Trial balance"),
 ]
@@ -40,6 +40,29 @@ def navigation_for(request) -> list[dict]:
             href = reverse(url_name)
             items.append({"href": href, "text": label, "current": request.path == href})
     return items
+
+
+def monitoring_for(user) -> dict:
+    """Dashboards (in the accounts app, which imports no domain app) show what needs acting on through this."""
+    from budgets.selectors import open_monitoring
+
+    return open_monitoring(user)
+
+
+# --- Ending a budget (budgets/ending.py): the person's page shows recovery notices and letters addressed to them --
+def recoveries_for(budget) -> list:
+    from budgets.ending import recoveries_for as open_notices
+
+    return open_notices(budget)
+
+
+def letters_for(budget) -> list:
+    from budgets.ending import letters_for as budget_letters
+
+    return budget_letters(budget)
+
+
+# --- end ending --------------------------------------------------------------------------------------------------
 
 
 def environment(**options) -> jinja2.Environment:
@@ -61,6 +84,9 @@ def environment(**options) -> jinja2.Environment:
         get_messages=get_messages,
         settings=settings,
         service_name=settings.SERVICE_NAME,
+        monitoring_for=monitoring_for,
+        today=timezone.localdate,
     )
     env.filters.update(pence=format_pence, nhs_date=format_date)
+    env.globals.update(recoveries_for=recoveries_for, letters_for=letters_for)  # ending a budget (see above)
     return env

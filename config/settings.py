@@ -196,6 +196,8 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Personal health budgets <no-reply@phb.nhs.example>")
+# Links in emails that workers send (no request to take the host from), e.g. "your statement is ready".
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 # --- Jobs (Procrastinate): tasks live in each app's tasks.py; periodic ones in config/tasks.py -----
 PROCRASTINATE_IMPORT_PATHS = ["config.tasks"]

@@ -23,6 +23,7 @@ SCHEDULE = [
     ("17 3 * * *", "clear-expired-sessions", clear_expired_sessions),
     ("*/5 * * * *", "ledger-expire-pending", ledger_tasks.expire_pending),
     ("30 2 * * *", "ledger-verify", ledger_tasks.verify),
+    ("0 4 1 * *", "budgets-statements-monthly", budget_tasks.statements_monthly),  # last month's statements
     ("0 6 * * *", "budgets-monitoring", budget_tasks.monitoring_daily),
 ]
 

@@ -7,6 +7,7 @@ under var/pgdata, whose data persists between runs, and stops it cleanly on exit
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from config import embedded  # noqa: E402
 
 HOST, PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
 PYTHON = sys.executable
+LOCAL_STRIPE = "http://127.0.0.1:8420"  # settings.STRIPE_API_BASE when no real Stripe key is set
 
 
 def manage(*args: str) -> None:
@@ -49,11 +51,18 @@ def main() -> int:
     try:
         manage("migrate", "--noinput", "-v", "0")
         manage("seed_demo", "--people", env.get("DEMO_PEOPLE", "50"))
+        # --- Card payments: a local Stripe server, started before the web server so it inherits the secret ---
+        local_stripe = start_local_stripe(env)
+        if local_stripe is not None:
+            children.append(local_stripe)
+        # --- end card payments ---
         web = [PYTHON, "-m", "gunicorn", "config.wsgi", "--bind", f"{HOST}:{PORT}", "--workers", "2",
                "--access-logfile", "-", "--graceful-timeout", "5", "--no-control-socket"]  # fmt: skip
         children.append(subprocess.Popen(web, cwd=BASE_DIR))
         children.append(subprocess.Popen([PYTHON, "manage.py", "procrastinate", "worker"], cwd=BASE_DIR))
         print_banner()
+        if local_stripe is not None:
+            print_card_banner()
         while not stopping:
             for child in children:
                 if child.poll() is not None:
@@ -90,6 +99,42 @@ def print_banner() -> None:
     for role, email in sign_ins():
         print(f"  {role:<{width}}  {email}")
     print(flush=True)
+
+
+# --- Card payments: localstripe (config/localstripe_server.py) --------------------------------------------------
+
+
+def start_local_stripe(env) -> subprocess.Popen | None:
+    """Start localstripe on 127.0.0.1:8420 and have it send its signed webhooks to this app, unless a real Stripe
+    key (or another Stripe server, or the fake gateway) is configured: the demo never calls real Stripe."""
+    if (
+        env.get("STRIPE_SECRET_KEY", "") not in ("", "sk_test_local")
+        or env.get("STRIPE_API_BASE", LOCAL_STRIPE) != LOCAL_STRIPE
+        or env.get("PAYMENTS_GATEWAY", "stripe") != "stripe"
+    ):
+        return None
+    from config import localstripe_server
+
+    # One secret per run, shared with the web server through the environment it inherits.
+    env.setdefault("STRIPE_WEBHOOK_SECRET", f"whsec_{secrets.token_hex(16)}")
+    try:
+        process, base_url = localstripe_server.start(port=8420)
+    except RuntimeError as exc:
+        print(f"Card payments are unavailable: {exc}", file=sys.stderr)
+        return None
+    webhook_url = f"http://{HOST}:{PORT}/webhooks/stripe/"
+    localstripe_server.register_webhook(base_url, webhook_url, env["STRIPE_WEBHOOK_SECRET"])
+    return process
+
+
+def print_card_banner() -> None:
+    print(f"Card payments use the local Stripe server at {LOCAL_STRIPE} (localstripe), never real Stripe.")
+    print("  Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0341 is declined;")
+    print("  any future expiry date and any 3-digit security code.")
+    print(flush=True)
+
+
+# --- end card payments ------------------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

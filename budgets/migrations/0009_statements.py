@@ -7,53 +7,80 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('budgets', '0008_person_payments_cards_webhooks'),
+        ("budgets", "0008_person_payments_cards_webhooks"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Statement',
+            name="Statement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period_start', models.DateField()),
-                ('period_end', models.DateField()),
-                ('large_print', models.BooleanField(default=False)),
-                ('pdf', models.FileField(help_text='Kept outside the web root', upload_to='statements/%Y/%m/')),
-                ('sha256', models.CharField(max_length=64)),
-                ('pages', models.PositiveIntegerField()),
-                ('generated_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('notified_at', models.DateTimeField(blank=True, null=True)),
-                ('budget', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='statements', to='budgets.budget')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("period_start", models.DateField()),
+                ("period_end", models.DateField()),
+                ("large_print", models.BooleanField(default=False)),
+                ("pdf", models.FileField(help_text="Kept outside the web root", upload_to="statements/%Y/%m/")),
+                ("sha256", models.CharField(max_length=64)),
+                ("pages", models.PositiveIntegerField()),
+                ("generated_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("notified_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "budget",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="statements", to="budgets.budget"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-period_start', 'budget'],
+                "ordering": ["-period_start", "budget"],
             },
         ),
         migrations.CreateModel(
-            name='StatementDownload',
+            name="StatementDownload",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period_start', models.DateField()),
-                ('period_end', models.DateField()),
-                ('format', models.CharField(choices=[('pdf', 'PDF'), ('html', 'Web page')], max_length=10)),
-                ('downloaded_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('budget', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='budgets.budget')),
-                ('statement', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='downloads', to='budgets.statement')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("period_start", models.DateField()),
+                ("period_end", models.DateField()),
+                ("format", models.CharField(choices=[("pdf", "PDF"), ("html", "Web page")], max_length=10)),
+                ("downloaded_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "budget",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="budgets.budget"
+                    ),
+                ),
+                (
+                    "statement",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="downloads",
+                        to="budgets.statement",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-downloaded_at'],
+                "ordering": ["-downloaded_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='statement',
-            constraint=models.UniqueConstraint(fields=('budget', 'period_start', 'period_end', 'large_print'), name='statement_once_per_period'),
+            model_name="statement",
+            constraint=models.UniqueConstraint(
+                fields=("budget", "period_start", "period_end", "large_print"), name="statement_once_per_period"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='statement',
-            constraint=models.CheckConstraint(condition=models.Q(('period_end__gte', models.F('period_start'))), name='statement_period_order'),
+            model_name="statement",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("period_end__gte", models.F("period_start"))), name="statement_period_order"
+            ),
         ),
     ]

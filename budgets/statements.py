@@ -1,0 +1,658 @@
+"""Statements: a budget's figures for a period, as an HTML page and as a tagged PDF rendered once by WeasyPrint.
+
+`statement_data` is the one read both outputs come from, so the PDF's figures equal the page's to the penny. Every
+figure is as at the end of the period (balances re-summed from the ledger up to that date, the chart cut off there),
+so rendering the same period twice gives the same bytes: PDF metadata dates and the file identifier are derived from
+the period and the HTML, never from the clock. `statement_generate` stores each PDF exactly once; batches of them run
+in worker processes (`budgets.statement_batch`), never in a web request (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import datetime
+import hashlib
+import logging
+import mimetypes
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
+
+from brokerage.models import ManagementType, PlanStatus
+from budgets import person_selectors
+from budgets.charts import ChartPoint, month_points, spend_chart_svg
+from budgets.models import Budget, BudgetAccount, PaymentKind, RecoveryStatus, ScheduledPayment, Statement
+from budgets.selectors import FUNDERS
+from budgets.services import pence
+from config.formatting import format_date
+from ledger.models import DEBIT_NORMAL_KINDS, Transfer
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = "budgets/statements/statement.jinja"
+OPEN_RECOVERIES = (RecoveryStatus.ISSUED, RecoveryStatus.RECONSIDERING)
+# Plans whose budgets get a monthly statement: money is or was moving. Closed and replaced plans are left out.
+LIVE_STATUSES = (
+    PlanStatus.SETTING_UP,
+    PlanStatus.ACTIVE,
+    PlanStatus.UNDER_REVIEW,
+    PlanStatus.SUSPENDED,
+    PlanStatus.STOPPING,
+    PlanStatus.FINAL_AUDIT,
+)
+MAX_PERIOD_DAYS = 366  # a longer range would be a book, not a statement (and WeasyPrint's memory grows with pages)
+PERIOD_PATTERN = re.compile(r"(\d{4})-(\d{2})")
+UPCOMING_LIMIT = 4
+
+
+# --- Periods --------------------------------------------------------------------------------------------------
+
+
+def month_period(value: str) -> tuple[datetime.date, datetime.date]:
+    """ "2026-10" -> (1 October 2026, 31 October 2026); ValueError for anything else."""
+    match = PERIOD_PATTERN.fullmatch(value or "")
+    if not match:
+        raise ValueError("Enter a month like 2026-10")
+    year, month = int(match[1]), int(match[2])
+    if not (1 <= month <= 12 and 2000 <= year <= 2999):
+        raise ValueError("Enter a month like 2026-10")
+    return datetime.date(year, month, 1), datetime.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def previous_month(today: datetime.date) -> tuple[datetime.date, datetime.date]:
+    last_day = today.replace(day=1) - datetime.timedelta(days=1)
+    return last_day.replace(day=1), last_day
+
+
+def is_whole_month(start: datetime.date, end: datetime.date) -> bool:
+    return (
+        start.day == 1
+        and (start.year, start.month) == (end.year, end.month)
+        and end == month_period(f"{start:%Y-%m}")[1]
+    )
+
+
+def describe_period(start: datetime.date, end: datetime.date) -> str:
+    return f"{start:%B %Y}" if is_whole_month(start, end) else f"{format_date(start)} to {format_date(end)}"
+
+
+def live_budgets(period_start: datetime.date, period_end: datetime.date):
+    """Budgets that get a statement for the period: started by its end, plan still live."""
+    return (
+        Budget.objects.filter(plan__status__in=LIVE_STATUSES, start_date__lte=period_end)
+        .select_related("plan__person")
+        .order_by("pk")
+    )
+
+
+# --- The figures ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LineFigures:
+    description: str
+    management_type: str
+    planned: int
+    spent_in_period: int
+    spent_to_date: int
+
+    @property
+    def remaining(self) -> int:
+        return self.planned - self.spent_to_date
+
+
+@dataclasses.dataclass(frozen=True)
+class Holding:
+    """Who holds part of the budget's money, at the start and the end of the period."""
+
+    holder: str
+    at_start: int
+    at_end: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectPayment:
+    opening: int
+    money_in: int
+    money_out: int
+    closing: int
+    other_sources: int  # money in the account that is not the budget's (mixing), at the end
+
+    @property
+    def budget_money(self) -> int:
+        return self.closing - self.other_sources
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryLine:
+    issued_on: datetime.date
+    amount: int
+    outstanding: int
+    deadline: datetime.date
+    status: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementData:
+    budget_id: int
+    period_start: datetime.date
+    period_end: datetime.date
+    person_name: str
+    nhs_number: str  # 3-3-4
+    icb_name: str
+    plan_version: int
+    outcomes: list[str]
+    budget_total: int
+    funders: list[tuple[str, int]]
+    lines: list[LineFigures]
+    planned_total: int
+    spent_in_period_total: int
+    spent_to_date_total: int
+    direct_payment: DirectPayment | None
+    holdings: list[Holding]
+    transactions: list[person_selectors.Transaction]  # oldest first
+    money_in_total: int
+    money_out_total: int
+    upcoming: list[tuple[datetime.date, str, int]]
+    contingency: int
+    contingency_description: str
+    surplus: int | None  # None when the budget has no direct payment
+    recoveries: list[RecoveryLine]  # notices asking for money back, open at the period's end
+    next_review: datetime.date | None
+    coordinator_name: str
+    coordinator_email: str
+    chart: list[ChartPoint]
+    chart_title: str
+    chart_description: str
+
+    @property
+    def remaining_total(self) -> int:
+        return self.planned_total - self.spent_to_date_total
+
+    @property
+    def period_text(self) -> str:
+        return describe_period(self.period_start, self.period_end)
+
+    @property
+    def title(self) -> str:
+        return f"Personal health budget statement, {self.period_text}"
+
+
+@dataclasses.dataclass
+class _Movement:
+    kind: str
+    name: str
+    debits_before: int = 0
+    credits_before: int = 0
+    debits_in: int = 0
+    credits_in: int = 0
+
+    def _signed(self, debits: int, credits: int) -> int:
+        return debits - credits if self.kind in DEBIT_NORMAL_KINDS else credits - debits
+
+    @property
+    def opening(self) -> int:
+        return self._signed(self.debits_before, self.credits_before)
+
+    @property
+    def in_period(self) -> int:
+        return self._signed(self.debits_in, self.credits_in)
+
+    @property
+    def closing(self) -> int:
+        return self.opening + self.in_period
+
+
+def _movements(accounts: dict[int, BudgetAccount], start: datetime.date, end: datetime.date) -> dict[str, _Movement]:
+    """Each budget account's movements before and during the period, keyed by purpose: two grouped queries over the
+    (account, effective_date) indexes, whatever the number of transfers."""
+    moves = {row.account_id: _Movement(row.account.kind, row.account.name) for row in accounts.values()}
+    posted = Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end)
+    before, during = Q(effective_date__lt=start), Q(effective_date__gte=start)
+    for side in ("debit", "credit"):
+        rows = (
+            posted.filter(**{f"{side}_account_id__in": list(accounts)})
+            .values(f"{side}_account_id")
+            .annotate(before=Sum("amount", filter=before), during=Sum("amount", filter=during))
+        )
+        for row in rows:
+            move = moves[row[f"{side}_account_id"]]
+            setattr(move, f"{side}s_before", int(row["before"] or 0))
+            setattr(move, f"{side}s_in", int(row["during"] or 0))
+    return {accounts[account_id].purpose: move for account_id, move in moves.items()}
+
+
+def _chart_spends(spend_account_ids: list[int], end: datetime.date) -> list[tuple[datetime.date, int]]:
+    # Net of refunds and reversals (credits to a spend account), so the chart's last bar equals "spent to date".
+    posted = Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end)
+    debits = posted.filter(debit_account_id__in=spend_account_ids).values_list("effective_date", "amount")
+    credits = posted.filter(credit_account_id__in=spend_account_ids).values_list("effective_date", "amount")
+    return list(debits) + [(day, -amount) for day, amount in credits]
+
+
+def statement_data(budget: Budget, period_start: datetime.date, period_end: datetime.date) -> StatementData:
+    """Every figure of a budget's statement for a period, from the ledger, as at the period's end."""
+    if period_end < period_start:
+        raise ValueError("The period must end on or after its start")
+    budget = Budget.objects.select_related(
+        "plan__person__icb", "plan__care_coordinator", "plan__person__care_coordinator"
+    ).get(pk=budget.pk)
+    plan, person = budget.plan, budget.plan.person
+    accounts = {row.account_id: row for row in BudgetAccount.objects.filter(budget=budget).select_related("account")}
+    moves = _movements(accounts, period_start, period_end)
+    budget_lines = list(budget.lines.select_related("plan_line").order_by("pk"))
+
+    lines = [
+        LineFigures(
+            description=line.plan_line.description,
+            management_type=ManagementType(line.management_type).label.split(" (")[0],
+            planned=line.annual_pence,
+            spent_in_period=moves[f"spend:line:{line.plan_line_id}"].in_period,
+            spent_to_date=moves[f"spend:line:{line.plan_line_id}"].closing,
+        )
+        for line in budget_lines
+    ]
+    if "spend:uncoded" in moves:
+        uncoded = moves["spend:uncoded"]
+        lines.append(LineFigures("Not coded to a line (to be checked)", "", 0, uncoded.in_period, uncoded.closing))
+
+    direct_payment = None
+    surplus = None
+    if "held:direct-payment" in moves:
+        held = moves["held:direct-payment"]
+        direct_payment = DirectPayment(
+            opening=held.opening,
+            money_in=held.debits_in,  # an asset: debits are money in, credits money out
+            money_out=held.credits_in,
+            closing=held.closing,
+            other_sources=moves["mixed-funds"].closing if "mixed-funds" in moves else 0,
+        )
+        # budgets.services.dp_surplus's rule, applied to the balance at the period's end rather than today's.
+        annual = sum(
+            line.annual_pence for line in budget_lines if line.management_type == ManagementType.DIRECT_PAYMENT
+        )
+        surplus = max(0, direct_payment.budget_money - annual * settings.SURPLUS_WEEKS // 52)
+
+    holdings = [
+        Holding(_holder_name(purpose, move.name), move.opening, move.closing)
+        for purpose, move in sorted(moves.items(), key=lambda item: _holding_order(item[0]))
+        if purpose.startswith("held:")
+    ]
+
+    transfers = person_selectors.transactions(budget, since=period_start, until=period_end).order_by(
+        "effective_date", "id"
+    )
+    rows = person_selectors.describe(budget, transfers)
+
+    planned_total = sum(line.planned for line in lines)
+    spend_ids = [row.account_id for row in accounts.values() if row.purpose.startswith("spend:")]
+    coordinator = plan.care_coordinator or person.care_coordinator
+    return StatementData(
+        budget_id=budget.pk,
+        period_start=period_start,
+        period_end=period_end,
+        person_name=person.full_name,
+        nhs_number=person.nhs_number_display,
+        icb_name=person.icb.name if person.icb_id else "",
+        plan_version=plan.version,
+        outcomes=list(plan.outcomes.order_by("pk").values_list("description", flat=True)),
+        budget_total=pence(plan.budget),
+        funders=[(label, pence(getattr(plan, field))) for field, label in FUNDERS if getattr(plan, field).amount],
+        lines=lines,
+        planned_total=planned_total,
+        spent_in_period_total=sum(line.spent_in_period for line in lines),
+        spent_to_date_total=sum(line.spent_to_date for line in lines),
+        direct_payment=direct_payment,
+        holdings=holdings,
+        transactions=rows,
+        money_in_total=sum(row.money_in for row in rows),
+        money_out_total=sum(row.money_out for row in rows),
+        upcoming=_upcoming(budget, period_end),
+        contingency=moves["contingency"].closing if "contingency" in moves else 0,
+        contingency_description=plan.contingency_description,
+        surplus=surplus,
+        recoveries=[
+            RecoveryLine(r.issued_on, r.amount_pence, r.outstanding_pence, r.deadline, r.get_status_display())
+            for r in budget.recoveries.filter(issued_on__lte=period_end, status__in=OPEN_RECOVERIES).order_by("pk")
+        ],
+        next_review=_next_review(budget, period_end) or plan.first_review_date,
+        coordinator_name=coordinator.full_name if coordinator else "",
+        coordinator_email=coordinator.email if coordinator else "",
+        chart=month_points(budget.start_date, planned_total, _chart_spends(spend_ids, period_end), period_end),
+        chart_title=f"Spending against the budget, {budget.start_date:%B %Y} to the year's end",
+        chart_description="Bars show spending so far by the end of each month; the dashed line shows the budget "
+        "planned by then. The same figures are in the table after the chart.",
+    )
+
+
+def _next_review(budget: Budget, after: datetime.date) -> datetime.date | None:
+    """The first review still to be done at the period's end."""
+    return (
+        budget.reviews.filter(Q(completed_on__isnull=True) | Q(completed_on__gt=after))
+        .order_by("due_on")
+        .values_list("due_on", flat=True)
+        .first()
+    )
+
+
+def _upcoming(budget: Budget, after: datetime.date) -> list[tuple[datetime.date, str, int]]:
+    """Payments scheduled after the period, whatever has happened to them since: the statement's view stays fixed."""
+    due = (
+        ScheduledPayment.objects.filter(budget=budget, due_on__gt=after)
+        .select_related("holder")
+        .order_by("due_on", "pk")[:UPCOMING_LIMIT]
+    )
+    return [
+        (
+            payment.due_on,
+            "into your direct-payment account"
+            if payment.kind == PaymentKind.DIRECT_PAYMENT
+            else f"to {payment.holder.name}, for the support they pay for",
+            payment.amount_pence - payment.offset_pence,
+        )
+        for payment in due
+    ]
+
+
+def _holder_name(purpose: str, account_name: str) -> str:
+    if purpose == "held:icb":
+        return "The ICB, for support it arranges"
+    if purpose == "held:direct-payment":
+        return "Your direct-payment account"
+    return account_name.removeprefix("Held by ")  # the third-party holder's name
+
+
+def _holding_order(purpose: str) -> tuple[int, str]:
+    return ({"held:direct-payment": 0, "held:icb": 1}.get(purpose, 2), purpose)
+
+
+# --- HTML and PDF ----------------------------------------------------------------------------------------------
+
+
+def statement_context(data: StatementData, *, large_print: bool = False) -> dict:
+    """What the statement body needs, for the print document and the web page alike."""
+    # Large print gets a narrower chart: the same text, scaled up to at least 16pt across the page.
+    width, height = (400, 300) if large_print else (640, 220)
+    chart = spend_chart_svg(
+        data.chart, title=data.chart_title, description=data.chart_description, width=width, height=height
+    )
+    return {"data": data, "chart": chart, "large_print": large_print}
+
+
+def render_statement_html(data: StatementData, large_print: bool = False) -> str:
+    """The standalone print document WeasyPrint renders (not the site's layout)."""
+    created = datetime.datetime.combine(data.period_end + datetime.timedelta(days=1), datetime.time()).isoformat() + "Z"
+    context = {**statement_context(data, large_print=large_print), "created": created}
+    return get_template(TEMPLATE, using="jinja2").render(context)
+
+
+def static_roots() -> list[Path]:
+    return [Path(directory).resolve() for directory in settings.STATICFILES_DIRS]
+
+
+def static_base_url() -> str:
+    """The base URL statement documents resolve their relative links (the bundled fonts) against."""
+    return static_roots()[0].as_uri() + "/"
+
+
+class RefusedResource(ValueError):
+    """A statement asked for something other than one of our own static files."""
+
+
+def static_file_for(url: str) -> Path:
+    """The file a statement's URL points to, if it is one of our static files; RefusedResource otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise RefusedResource(f"Statements read only our own static files, not {url}")
+    try:
+        path = Path(url2pathname(unquote(parts.path))).resolve(strict=True)  # symlinks and .. resolved first
+    except OSError as exc:
+        raise RefusedResource(f"No such static file: {url}") from exc
+    if not path.is_file() or not any(path.is_relative_to(root) for root in static_roots()):
+        raise RefusedResource(f"Statements read only our own static files, not {url}")
+    return path
+
+
+def _weasyprint():
+    # Imported on first use: WeasyPrint loads Pango and fonts, which web processes that never render need not pay.
+    import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    return weasyprint, FontConfiguration, URLFetcher, URLFetcherResponse
+
+
+_fetcher = None
+_font_config = None
+
+
+def url_fetcher():
+    """WeasyPrint's fetcher, limited to our static files. Anything else stops the render (fail_on_errors): a
+    statement that silently lost a resource, or fetched one from elsewhere, is worse than no statement."""
+    global _fetcher
+    if _fetcher is None:
+        _, _, URLFetcher, URLFetcherResponse = _weasyprint()
+
+        class StaticFilesOnly(URLFetcher):
+            def fetch(self, url, headers=None):
+                path = static_file_for(url)
+                content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": content_type})
+
+        _fetcher = StaticFilesOnly(allowed_protocols=("file",), allow_redirects=False, fail_on_errors=True)
+    return _fetcher
+
+
+def font_config():
+    """One per process: WeasyPrint caches @font-face files by their rule, so each statement does not reload them."""
+    global _font_config
+    if _font_config is None:
+        _font_config = _weasyprint()[1]()
+    return _font_config
+
+
+PDF_OPTIONS = {"pdf_variant": "pdf/ua-1"}
+
+
+def warm_up() -> None:
+    """Render a statement of made-up figures: a process's first render loads Pango, the fonts and the template,
+    which batch workers do before their first real statement rather than during it."""
+    day = datetime.date(2026, 1, 31)
+    row = person_selectors.Transaction(day, "Warm-up", "Line", 0, 100)
+    data = StatementData(
+        budget_id=0,
+        period_start=day.replace(day=1),
+        period_end=day,
+        person_name="Warm Up",
+        nhs_number="999 999 9999",
+        icb_name="ICB",
+        plan_version=1,
+        outcomes=["Outcome"],
+        budget_total=100,
+        funders=[("ICB", 100)],
+        lines=[LineFigures("Line", "Direct payment", 100, 100, 100)],
+        planned_total=100,
+        spent_in_period_total=100,
+        spent_to_date_total=100,
+        direct_payment=DirectPayment(0, 100, 100, 0, 0),
+        holdings=[Holding("Holder", 0, 0)],
+        transactions=[row],
+        money_in_total=0,
+        money_out_total=100,
+        upcoming=[(day, "into your direct-payment account", 100)],
+        contingency=0,
+        contingency_description="",
+        surplus=0,
+        recoveries=[],
+        next_review=day,
+        coordinator_name="Coordinator",
+        coordinator_email="coordinator@example.org",
+        chart=month_points(day.replace(day=1), 100, [(day, 100)], day),
+        chart_title="Warm-up",
+        chart_description="Warm-up",
+    )
+    render_statement_pdf(render_statement_html(data))
+
+
+def render_pdf_document(html: str):
+    weasyprint = _weasyprint()[0]
+    from weasyprint.urls import FatalURLFetchingError
+
+    try:
+        return weasyprint.HTML(string=html, base_url=static_base_url(), url_fetcher=url_fetcher()).render(
+            font_config=font_config()
+        )
+    except FatalURLFetchingError as exc:
+        # WeasyPrint's fatal error is a BaseException, which would take a worker process down with it.
+        raise RefusedResource(str(exc)) from exc
+
+
+def render_statement_pdf_with_pages(html: str) -> tuple[bytes, int]:
+    document = render_pdf_document(html)
+    # The identifier comes from the content, so the same statement always gives the same bytes.
+    identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
+    return document.write_pdf(pdf_identifier=identifier, **PDF_OPTIONS), len(document.pages)
+
+
+def render_statement_pdf(html: str) -> bytes:
+    """Tagged PDF/UA-1, A4, with the title, author, language and dates the HTML declares."""
+    return render_statement_pdf_with_pages(html)[0]
+
+
+# --- Storing and notifying --------------------------------------------------------------------------------------
+
+
+def statement_get(
+    *, budget: Budget, period_start: datetime.date, period_end: datetime.date, large_print: bool = False
+) -> Statement | None:
+    return Statement.objects.filter(
+        budget=budget, period_start=period_start, period_end=period_end, large_print=large_print
+    ).first()
+
+
+def statement_generate(
+    *,
+    budget: Budget,
+    period_start: datetime.date,
+    period_end: datetime.date,
+    large_print: bool = False,
+    notify: bool = False,
+) -> Statement:
+    """Render and store a budget's statement for the period, once. If it exists it is returned untouched."""
+    return statement_generate_once(
+        budget=budget, period_start=period_start, period_end=period_end, large_print=large_print, notify=notify
+    )[0]
+
+
+def statement_generate_once(
+    *,
+    budget: Budget,
+    period_start: datetime.date,
+    period_end: datetime.date,
+    large_print: bool = False,
+    notify: bool = False,
+) -> tuple[Statement, bool]:
+    """(the statement, whether this call made it). With `notify`, the "statement ready" email is queued in the
+    same transaction as the statement's row, so a statement is never stored without it nor announced twice.
+
+    The file is complete on disk before its row commits, and its name carries its hash, so a process killed at any
+    point leaves either nothing that counts or a finished statement; two processes racing for the same statement
+    both finish and the database's unique constraint keeps the first."""
+    existing = statement_get(budget=budget, period_start=period_start, period_end=period_end, large_print=large_print)
+    if existing is not None:
+        return existing, False
+    data = statement_data(budget, period_start, period_end)
+    pdf, pages = render_statement_pdf_with_pages(render_statement_html(data, large_print=large_print))
+    digest = hashlib.sha256(pdf).hexdigest()
+    variant = "-large-print" if large_print else ""
+    name = f"statements/{period_start:%Y/%m}/budget-{budget.pk}-{period_start}-{period_end}{variant}-{digest[:16]}.pdf"
+    storage = Statement._meta.get_field("pdf").storage
+    _write_whole(Path(storage.path(name)), pdf)
+    try:
+        with transaction.atomic():
+            statement = Statement.objects.create(
+                budget=budget,
+                period_start=period_start,
+                period_end=period_end,
+                large_print=large_print,
+                pdf=name,
+                sha256=digest,
+                pages=pages,
+            )
+            if notify and _queue_ready_email(statement, budget):
+                # Nobody else can see the row before this commits, so no lock is needed to announce it once.
+                statement.notified_at = timezone.now()
+                statement.save(update_fields=["notified_at"])
+        return statement, True
+    except IntegrityError:
+        winner = statement_get(budget=budget, period_start=period_start, period_end=period_end, large_print=large_print)
+        if winner is None:
+            raise
+        if winner.pdf.name != name:
+            storage.delete(name)
+        return winner, False
+
+
+def _write_whole(path: Path, content: bytes) -> None:
+    """Write under a temporary name, flush to disk, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    with open(partial, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def statement_recipients(budget: Budget) -> list[str]:
+    """The person, or those who act for them: their own sign-in (or email on file) and their active
+    representatives' and nominees' sign-ins."""
+    person = budget.plan.person
+    emails = []
+    if person.user_id and person.user.is_active:
+        emails.append(person.user.email)
+    elif person.email:
+        emails.append(person.email)
+    for representative in person.representatives.filter(active=True, user__is_active=True).select_related("user"):
+        emails.append(representative.user.email)
+    return list(dict.fromkeys(emails))
+
+
+def statement_notify(*, statement: Statement) -> bool:
+    """Queue the "your statement is ready" email for a stored statement not yet announced, once: the email job and
+    `notified_at` commit together. The email says only that a statement is ready: figures stay behind the sign-in."""
+    with transaction.atomic():
+        locked = Statement.objects.select_for_update().get(pk=statement.pk)
+        if locked.notified_at is not None or not _queue_ready_email(locked, locked.budget):
+            return False
+        locked.notified_at = timezone.now()
+        locked.save(update_fields=["notified_at"])
+    statement.notified_at = locked.notified_at
+    return True
+
+
+def _queue_ready_email(statement: Statement, budget: Budget) -> bool:
+    from accounts.tasks import send_email
+
+    recipients = statement_recipients(budget)
+    if not recipients:
+        return False
+    period = describe_period(statement.period_start, statement.period_end)
+    link = settings.SITE_URL.rstrip("/") + reverse("budgets:my-statements", kwargs={"pk": budget.pk})
+    body = get_template("budgets/statements/ready_email.txt", using="jinja2").render(
+        {"period": period, "link": link, "large_print": statement.large_print}
+    )
+    subject = f"Your personal health budget statement for {period} is ready"
+    for email in recipients:
+        send_email.defer(subject=subject, body=body, to=[email])
+    return True
