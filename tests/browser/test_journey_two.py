@@ -1,6 +1,7 @@
 """Journey 2 in Chromium with a representative's sign-in, keyboard first: see the balance and spend by plan line
-(chart and table), record a purchase with its receipt, and pay a provider's invoice from the direct payment
-after checking the details; axe finds nothing on any page, and nothing scrolls sideways at 320 px."""
+(chart and table), record a purchase with its receipt, pay a provider's invoice from the direct payment after
+checking the details, and pay a contribution by card (localstripe, credited by its signed webhook); axe finds
+nothing on any page, and nothing scrolls sideways at 320 px."""
 
 import datetime
 import re
@@ -10,12 +11,14 @@ from playwright.sync_api import Page, expect
 
 from accounts.roles import Role
 from brokerage.models import Representative
-from budgets.models import DirectPaymentInvoice, DirectPaymentSpend
+from budgets.models import CardPayment, DirectPaymentInvoice, DirectPaymentSpend
 from ledger.models import Account
 from providers.models import Provider
 from tests.brokerage.helpers import agreed_crew
 from tests.browser.axe import assert_no_horizontal_scroll
+from tests.browser.test_card_payment import choose_contribution_and_amount, enter_card
 from tests.browser.test_plan_journey import Visited, key_fill, key_press
+from tests.budgets.test_card_payments import stripe_webhooks  # noqa: F401 - a fixture
 from tests.budgets.test_person_pages import PDF, budget_in_use
 from tests.factories import TEST_PASSWORD, user_with_role
 
@@ -28,8 +31,12 @@ def key_date(locator, day: datetime.date) -> None:
     locator.page.keyboard.type(day.strftime("%m%d%Y"))
 
 
-def test_a_representative_checks_the_budget_records_a_purchase_and_pays_an_invoice(
-    live_server, page: Page, tmp_path, settings
+def test_a_representative_checks_the_budget_records_a_purchase_pays_an_invoice_and_pays_by_card(
+    live_server,
+    page: Page,
+    tmp_path,
+    settings,
+    stripe_webhooks,  # noqa: F811 - the fixture imported above: localstripe, its webhooks to the live server
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     crew = agreed_crew()
@@ -101,6 +108,19 @@ def test_a_representative_checks_the_budget_records_a_purchase_and_pays_an_invoi
     assert invoice.amount_pence == 1250 and invoice.status == "queued"
     held = Account.objects.get(code=f"{budget.owner_ref}:held:direct-payment")
     assert held.available_balance == held.posted_balance - 1250  # set aside until the run pays it
+
+    # A contribution by card: the card details go to Stripe (localstripe here), the ledger moves only when the
+    # signed webhook arrives.
+    page.goto(f"{live_server.url}/my/budgets/{budget.pk}/")
+    key_press(page.get_by_role("link", name=re.compile("Pay by card")))
+    choose_contribution_and_amount(page, "25.00")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your payment and pay by card")
+    visited.check()
+    enter_card(page, "4242 4242 4242 4242")
+    expect(page.get_by_role("heading", name="Payment received")).to_be_visible(timeout=20_000)
+    visited.check()
+    assert Account.objects.get(code=f"{budget.owner_ref}:card:contribution").posted_balance == 2500
+    assert CardPayment.objects.get(budget=budget).paid_by == representative
 
 
 def assert_no_horizontal_scroll_at_320(page: Page) -> None:
