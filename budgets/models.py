@@ -691,10 +691,19 @@ class ReviewOutcome(models.Model):
 
 @pghistory.track(append_only=True)
 class DirectPaymentReturn(models.Model):
-    """A periodic return from the direct-payment holder (rule 20): statements, timesheets, invoices and a
-    declaration. Late returns escalate step by step and, at the last step, trigger a review."""
+    """A periodic return due (rule 20) from the direct-payment holder (statements, timesheets, invoices and a
+    declaration) or, with `holder` set, from a third-party holder (its figures are in HolderReturn). Late returns
+    escalate step by step and, at the last step, trigger a review."""
 
     budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="dp_returns")
+    holder = models.ForeignKey(
+        "accounts.Organisation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Set for a third-party holder's return; empty for the direct-payment holder's",
+    )
     period_start = models.DateField()
     period_end = models.DateField()
     due_on = models.DateField()
@@ -710,7 +719,14 @@ class DirectPaymentReturn(models.Model):
     class Meta:
         ordering = ["-period_start"]
         constraints = [
-            models.UniqueConstraint(fields=["budget", "period_start"], name="dp_return_once_per_period"),
+            models.UniqueConstraint(
+                fields=["budget", "period_start"], condition=Q(holder__isnull=True), name="dp_return_once_per_period"
+            ),
+            models.UniqueConstraint(
+                fields=["budget", "holder", "period_start"],
+                condition=Q(holder__isnull=False),
+                name="holder_return_once_per_period",
+            ),
             models.CheckConstraint(
                 condition=Q(submitted_at__isnull=True) | Q(declaration=True), name="submitted_return_is_declared"
             ),

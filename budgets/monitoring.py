@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from accounts.models import Organisation, User
 from accounts.tasks import send_email
 from brokerage import services as plans
 from brokerage.models import CarePlan, ManagementType, PlanStatus
@@ -167,19 +168,28 @@ def _has_direct_payment(budget: Budget) -> bool:
 
 
 def returns_schedule(budget: Budget, today=None) -> list[DirectPaymentReturn]:
-    """One return per period (quarterly by default) from the first payment, for each period that has ended."""
+    """One return per period (quarterly by default) from the first payment, for each period that has ended:
+    from the direct-payment holder, and from each third-party holder of the budget."""
     today = _today(today)
-    if budget.first_paid_on is None or not _has_direct_payment(budget):
+    if budget.first_paid_on is None:
         return []
+    holders = list(
+        Organisation.objects.filter(
+            pk__in=budget.lines.exclude(plan_line__third_party_holder=None).values("plan_line__third_party_holder")
+        )
+    )
+    returners = ([None] if _has_direct_payment(budget) else []) + holders
     created, start = [], budget.first_paid_on
     while (end := add_months(start, settings.RETURN_PERIOD_MONTHS) - datetime.timedelta(days=1)) < today:
-        dp_return, made = DirectPaymentReturn.objects.get_or_create(
-            budget=budget,
-            period_start=start,
-            defaults={"period_end": end, "due_on": end + datetime.timedelta(days=settings.RETURN_DUE_DAYS)},
-        )
-        if made:
-            created.append(dp_return)
+        for holder in returners:
+            dp_return, made = DirectPaymentReturn.objects.get_or_create(
+                budget=budget,
+                holder=holder,
+                period_start=start,
+                defaults={"period_end": end, "due_on": end + datetime.timedelta(days=settings.RETURN_DUE_DAYS)},
+            )
+            if made:
+                created.append(dp_return)
         start = end + datetime.timedelta(days=1)
     return created
 
@@ -232,7 +242,16 @@ def returns_escalate(today=None) -> int:
 def _escalate(dp_return: DirectPaymentReturn, level: int, days_late: int, today) -> None:
     plan = dp_return.budget.plan
     period = f"{dp_return.period_start:%-d %B %Y} to {dp_return.period_end:%-d %B %Y}"
-    if level >= 1 and plan.person.user_id:
+    if level >= 1 and dp_return.holder_id:
+        staff = User.objects.filter(organisation_id=dp_return.holder_id, role_memberships__role="third_party_staff")
+        if staff:
+            send_email.defer(
+                subject=f"Your return for {plan.person.full_name}'s budget is late",
+                body=f"The return for {period} was due on {dp_return.due_on:%-d %B %Y}. Please submit it from "
+                "Budgets we hold.",
+                to=sorted({user.email for user in staff}),
+            )
+    elif level >= 1 and plan.person.user_id:
         send_email.defer(
             subject="Your direct-payment return is late",
             body=f"Your return for {period} was due on {dp_return.due_on:%-d %B %Y}. Please send it as soon as "
@@ -242,7 +261,8 @@ def _escalate(dp_return: DirectPaymentReturn, level: int, days_late: int, today)
     if level >= 2 and plan.care_coordinator_id:
         send_email.defer(
             subject=f"Return {days_late} days late: {plan.person.full_name}",
-            body=f"The direct-payment return for {period} is {days_late} days late.",
+            body=f"The {'return from ' + dp_return.holder.name if dp_return.holder_id else 'direct-payment return'} "
+            f"for {period} is {days_late} days late.",
             to=[plan.care_coordinator.email],
         )
     if level >= 3:

@@ -123,7 +123,7 @@ def budget_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
             "forms": bound,
             "problem": problem,
             "reviews": budget.reviews.all(),
-            "returns": budget.dp_returns.all(),
+            "returns": budget.dp_returns.select_related("holder"),
             "alerts": SurplusAlert.objects.filter(budget=budget),
             "suspension": budget.suspensions.filter(ended_on__isnull=True).first(),
             "stops": budget.stop_decisions.all(),
@@ -257,7 +257,7 @@ def my_returns(request: HttpRequest, pk: int) -> HttpResponse:
         budget = person_selectors.my_budget(user=request.user, pk=pk)
     except Budget.DoesNotExist as exc:
         raise Http404 from exc
-    due = budget.dp_returns.filter(submitted_at__isnull=True).order_by("period_start")
+    due = budget.dp_returns.filter(submitted_at__isnull=True, holder__isnull=True).order_by("period_start")
     current = due.first()
     form = ReturnForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and current is not None and form.is_valid():
@@ -280,7 +280,7 @@ def my_returns(request: HttpRequest, pk: int) -> HttpResponse:
             "budget": budget,
             "current": current,
             "form": form,
-            "returns": DirectPaymentReturn.objects.filter(budget=budget).order_by("-period_start"),
+            "returns": DirectPaymentReturn.objects.filter(budget=budget, holder__isnull=True).order_by("-period_start"),
         },
     )
 

@@ -16,6 +16,7 @@ from budgets.models import (
     BudgetAccount,
     BudgetLine,
     DirectPaymentMoneyIn,
+    DirectPaymentReturn,
     DirectPaymentSpend,
     HolderReturn,
     HolderSpend,
@@ -199,15 +200,21 @@ def holder_return_submit(*, budget, holder, period_start, period_end, note: str,
     if HolderReturn.objects.filter(budget=budget, holder=holder, period_start=period_start).exists():
         raise BudgetError("A return for this period has already been submitted")
     figures = holder_period_figures(budget=budget, holder=holder, period_start=period_start, period_end=period_end)
-    return HolderReturn.objects.create(
-        budget=budget,
-        holder=holder,
-        period_start=period_start,
-        period_end=period_end,
-        note=note,
-        submitted_by=acting_user,
-        **figures,
-    )
+    with transaction.atomic():
+        submitted = HolderReturn.objects.create(
+            budget=budget,
+            holder=holder,
+            period_start=period_start,
+            period_end=period_end,
+            note=note,
+            submitted_by=acting_user,
+            **figures,
+        )
+        # The return that was due for this period is now in: it stops escalating.
+        DirectPaymentReturn.objects.filter(
+            budget=budget, holder=holder, period_start=period_start, submitted_at__isnull=True
+        ).update(submitted_at=timezone.now(), submitted_by=acting_user, declaration=True, notes=note)
+    return submitted
 
 
 def holder_period_figures(*, budget, holder, period_start, period_end) -> dict[str, int]:

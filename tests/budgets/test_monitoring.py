@@ -3,6 +3,7 @@ surplus alert at 8 weeks and not at 7, a suspension and resumption, a withdrawal
 ledger verifies and the audit rows are there."""
 
 import datetime
+import json
 
 import pytest
 import time_machine
@@ -114,7 +115,7 @@ def test_a_review_deciding_to_vary_starts_a_new_version_to_approve(live):
 def test_a_late_return_escalates_step_by_step_and_calls_a_review(live, empty_job_queue):
     with at(datetime.date(2027, 3, 5)):
         monitoring.monitoring_run()
-    dp_return = DirectPaymentReturn.objects.get()
+    dp_return = DirectPaymentReturn.objects.get(holder=None)
     assert (dp_return.period_end, dp_return.due_on) == (datetime.date(2027, 2, 28), datetime.date(2027, 3, 28))
     levels = []
     for day in (
@@ -131,8 +132,11 @@ def test_a_late_return_escalates_step_by_step_and_calls_a_review(live, empty_job
     assert levels == [0, 1, 2, 3]
     assert Review.objects.filter(reason=ReviewReason.LATE_RETURNS).count() == 1
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'accounts.send_email'")
-        assert cursor.fetchone()[0] == 2  # the reminder to the person and the word to the coordinator
+        cursor.execute("SELECT args FROM procrastinate_jobs WHERE task_name = 'accounts.send_email'")
+        bodies = [json.loads(args)["body"] for (args,) in cursor.fetchall()]
+    # The person (no sign-in here) cannot be emailed; the coordinator is told at steps 2 and 3 of each return.
+    assert sum("The direct-payment return for" in body for body in bodies) == 2
+    assert sum("The return from " in body for body in bodies) == 2
 
 
 def test_the_surplus_alert_fires_above_8_weeks_and_not_at_7(live):
@@ -215,3 +219,37 @@ def budget_in_use_other():
     from tests.brokerage.helpers import agreed_crew
 
     return budget_in_use(agreed_crew(), start=START)
+
+
+def test_a_third_party_holders_late_return_escalates_and_its_submission_stops_it(live, empty_job_queue):
+    holder = live["budget"].lines.get(management_type="third_party").plan_line.third_party_holder
+    staff = user_with_role(Role.THIRD_PARTY_STAFF, organisation=holder)
+    with at(datetime.date(2027, 3, 5)):
+        monitoring.monitoring_run()
+    due = DirectPaymentReturn.objects.get(holder=holder)
+    assert (due.period_start, due.due_on) == (START, datetime.date(2027, 3, 28))
+    with at(datetime.date(2027, 4, 4)):
+        monitoring.returns_escalate()
+    due.refresh_from_db()
+    assert due.escalation_level == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT args FROM procrastinate_jobs WHERE task_name = 'accounts.send_email'")
+        recipients = [json.loads(args)["to"] for (args,) in cursor.fetchall()]
+    assert [staff.email] in recipients  # the holder's staff are reminded, not the person
+    with at(datetime.date(2027, 4, 10)):
+        spending.holder_return_submit(
+            budget=live["budget"],
+            holder=holder,
+            period_start=START,
+            period_end=datetime.date(2027, 2, 28),
+            note="Timesheets attached",
+            acting_user=staff,
+        )
+    with at(datetime.date(2027, 5, 20)):
+        assert (
+            monitoring.returns_escalate() == 0
+            or not DirectPaymentReturn.objects.filter(holder=holder, escalation_level__gt=1).exists()
+        )
+    due.refresh_from_db()
+    assert due.submitted_at is not None and due.escalation_level == 1
+    assert not Review.objects.filter(reason=ReviewReason.LATE_RETURNS, raised_note__contains="holder").exists()

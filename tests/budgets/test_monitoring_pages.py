@@ -83,7 +83,7 @@ def test_the_person_sends_a_return_and_can_withdraw_consent(client, live):
         client.post(
             url, {"kind": "bank_statement", "declaration": "on", "file": SimpleUploadedFile("statement.pdf", PDF)}
         )
-        dp_return = DirectPaymentReturn.objects.get()
+        dp_return = DirectPaymentReturn.objects.get(holder=None)
         assert dp_return.submitted_at is not None and dp_return.evidence.get().content_type == "application/pdf"
         consent = f"/my/budgets/{live['budget'].pk}/consent/"
         assert "Withdraw consent and stop the budget" in client.get(consent).content.decode()
