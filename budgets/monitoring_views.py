@@ -300,3 +300,40 @@ def my_consent(request: HttpRequest, pk: int) -> HttpResponse:
         except (BudgetError, BrokerageError) as exc:
             problem = str(exc)
     return render(request, "budgets/monitoring/my_consent.jinja", {"budget": budget, "problem": problem})
+
+
+class ReconsiderRequestForm(forms.Form):
+    evidence = forms.CharField(
+        label="Why should we look at this again?",
+        help_text="Tell us what we got wrong and what shows it, for example receipts or a letter from the provider",
+        widget=forms.Textarea,
+        max_length=4000,
+        error_messages={"required": "Tell us why we should look at this again"},
+    )
+
+
+@login_required
+def my_reconsideration(request: HttpRequest, pk: int, recovery_pk: int) -> HttpResponse:
+    """The person (or their representative or nominee) asks for a recovery notice to be reconsidered (rule 18):
+    it is paused until someone other than its issuer decides."""
+    from budgets import ending
+
+    try:
+        budget = person_selectors.my_budget(user=request.user, pk=pk)
+    except Budget.DoesNotExist as exc:
+        raise Http404 from exc
+    recovery = budget.recoveries.filter(pk=recovery_pk).first()
+    if recovery is None:
+        raise Http404
+    form = ReconsiderRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            ending.recovery_reconsider(
+                recovery=recovery, evidence=form.cleaned_data["evidence"], acting_user=request.user
+            )
+            return redirect("budgets:my-budget", pk=budget.pk)
+        except (BudgetError, ending.EndingError) as exc:
+            form.add_error(None, str(exc))
+    return render(
+        request, "budgets/monitoring/my_reconsider.jinja", {"budget": budget, "recovery": recovery, "form": form}
+    )

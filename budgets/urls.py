@@ -21,6 +21,11 @@ urlpatterns = [
     path("reviews/<int:pk>/", monitoring_views.review, name="review"),
     path("my/budgets/<int:pk>/returns/", monitoring_views.my_returns, name="my-returns"),
     path("my/budgets/<int:pk>/consent/", monitoring_views.my_consent, name="my-consent"),
+    path(
+        "my/budgets/<int:pk>/recoveries/<int:recovery_pk>/reconsider/",
+        monitoring_views.my_reconsideration,
+        name="my-reconsider",
+    ),
     path("held/", holder_views.held_budgets, name="held"),
     path("held/<int:pk>/", holder_views.held_budget, name="held-budget"),
     path("finance/invoices/", views.invoices, name="invoices"),

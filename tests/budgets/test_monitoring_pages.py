@@ -14,6 +14,7 @@ from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus
 from budgets import monitoring
 from budgets.models import DirectPaymentReturn, Review, StopDecision, Suspension
+from budgets.services import BudgetError
 from tests.budgets.test_person_pages import PDF, budget_in_use
 from tests.factories import user_with_role
 
@@ -126,3 +127,34 @@ def test_monitoring_forms_never_fail_with_random_input(client, live, data):
     for url, names in posts.items():
         body = {name: data.draw(junk) for name in names if data.draw(st.booleans())}
         assert client.post(url, body).status_code in (200, 302)
+
+
+def test_the_person_asks_for_a_recovery_to_be_reconsidered_which_pauses_it(client, live):
+    from budgets import ending
+
+    patient = user_with_role(Role.PATIENT)
+    person = live["plan"].person
+    person.user = patient
+    person.save(update_fields=["user"])
+    notice = ending.recovery_issue(
+        budget=live["budget"],
+        reasons="Money spent on a holiday, which the plan does not cover",
+        amount_pence=5_000,
+        deadline=datetime.date.today() + datetime.timedelta(days=28),
+        addressee="person",
+        addressee_name=person.full_name,
+        acting_user=live["finance"],
+    )
+    client.force_login(patient)
+    page = client.get(f"/my/budgets/{live['budget'].pk}/").content.decode()
+    url = f"/my/budgets/{live['budget'].pk}/recoveries/{notice.pk}/reconsider/"
+    assert url in page
+    empty = client.post(url, {"evidence": " "}).content.decode()
+    assert "Tell us why we should look at this again" in empty
+    assert client.post(url, {"evidence": "It was a respite break agreed with my coordinator"}).status_code == 302
+    notice.refresh_from_db()
+    assert notice.status == "reconsidering" and "respite" in notice.reconsideration_evidence
+    with pytest.raises(BudgetError, match="reconsider"):
+        ending.recovery_repaid(recovery=notice, amount_pence=100, key="k", acting_user=live["finance"], method="bank")
+    client.force_login(user_with_role(Role.PATIENT))
+    assert client.get(url).status_code == 404
