@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from brokerage.models import CarePlan, PlanStatus
 from budgets import payments
-from budgets.models import Budget, BudgetAccount, CardPayment, CardPaymentPurpose, CardPaymentStatus, StripeEvent
-from budgets.services import BudgetError
+from budgets.models import Budget, CardPayment, CardPaymentPurpose, CardPaymentStatus, StripeEvent
+from budgets.services import BudgetError, budget_account
 from config.formatting import format_pence
 from ledger import services as ledger
 from ledger.exceptions import LedgerError
@@ -265,24 +265,10 @@ def stripe_balance_account() -> Account:
 
 
 def card_account(budget: Budget, purpose: str) -> Account:
-    """The budget's account for money paid in by card for `purpose`, opened on first use. Two webhooks may open
-    it at once: the loser's INSERT waits for the winner, fails, and reads the winner's row."""
-    account_purpose = f"card:{purpose}"
-    existing = BudgetAccount.objects.filter(budget=budget, purpose=account_purpose).select_related("account").first()
-    if existing is not None:
-        return existing.account
-    try:
-        with transaction.atomic():
-            account = ledger.account_open(
-                code=f"{budget.owner_ref}:{account_purpose}",
-                name=f"Paid by card: {CardPaymentPurpose(purpose).label}",
-                kind=AccountKind.EQUITY,
-                owner_ref=budget.owner_ref,
-            )
-            BudgetAccount.objects.create(budget=budget, purpose=account_purpose, account=account)
-            return account
-    except IntegrityError:
-        return BudgetAccount.objects.select_related("account").get(budget=budget, purpose=account_purpose).account
+    """The budget's account for money paid in by card for `purpose`, opened on first use."""
+    return budget_account(
+        budget, f"card:{purpose}", f"Paid by card: {CardPaymentPurpose(purpose).label}", AccountKind.EQUITY
+    )
 
 
 # --- Refunds (finance) -------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import datetime
 import logging
 
 import pghistory
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -49,7 +49,7 @@ from budgets.models import (
     SurplusStatus,
     Suspension,
 )
-from budgets.services import BudgetError, pence
+from budgets.services import BudgetError, budget_account, pence
 from config.formatting import format_date, format_pence
 from ledger import services as ledger
 from ledger.exceptions import InsufficientFunds
@@ -110,25 +110,8 @@ def _plan_status(budget: Budget) -> str:
     return CarePlan.objects.filter(pk=budget.plan_id).values_list("status", flat=True).get()  # never a stale copy
 
 
-def _budget_account(budget: Budget, purpose: str, name: str, kind: str, **flags) -> Account:
-    """The budget's account for `purpose`, opened on first use. Two requests may open it at once: the loser's
-    INSERT waits for the winner, fails, and reads the winner's row."""
-    existing = BudgetAccount.objects.filter(budget=budget, purpose=purpose).select_related("account").first()
-    if existing is not None:
-        return existing.account
-    try:
-        with transaction.atomic():
-            account = ledger.account_open(
-                code=f"{budget.owner_ref}:{purpose}", name=name, kind=kind, owner_ref=budget.owner_ref, **flags
-            )
-            BudgetAccount.objects.create(budget=budget, purpose=purpose, account=account)
-            return account
-    except IntegrityError:
-        return BudgetAccount.objects.select_related("account").get(budget=budget, purpose=purpose).account
-
-
 def _owed_account(budget: Budget) -> Account:
-    return _budget_account(
+    return budget_account(
         budget,
         "recovery:owed",
         "Owed back under recovery notices",
@@ -312,7 +295,7 @@ def recovery_issue(
         credit = (
             _held_account(budget)
             if from_balance
-            else _budget_account(budget, "recovery:claimed", "Money asked back under recovery notices", "equity")
+            else budget_account(budget, "recovery:claimed", "Money asked back under recovery notices", "equity")
         )
         try:
             ledger.transfer_post(
@@ -448,7 +431,7 @@ def _release(recovery: Recovery, amount: int, *, acting_user, today, why: str) -
     claim = _claim(recovery)
     budget = recovery.budget
     if claim.code == "recovery_closing":
-        target = _budget_account(budget, "recovery:waived", "Not asked back after reconsideration", "expense")
+        target = budget_account(budget, "recovery:waived", "Not asked back after reconsideration", "expense")
     else:
         target = claim.credit_account
     ledger.transfer_post(
@@ -590,7 +573,7 @@ def recovery_write_off(
         budget = recovery.budget
         ledger.transfer_post(
             key=ledger_key,
-            debit_account_id=_budget_account(budget, "recovery:written-off", "Recoveries written off", "expense").pk,
+            debit_account_id=budget_account(budget, "recovery:written-off", "Recoveries written off", "expense").pk,
             credit_account_id=_owed_account(budget).pk,
             amount=amount_pence,
             code="recovery_write_off",
@@ -682,7 +665,7 @@ def liability_pay(*, liability: Liability, acting_user, today: datetime.date | N
         status = _plan_status(budget)
         if status != PlanStatus.FINAL_AUDIT:
             raise EndingError(NOT_IN_FINAL_AUDIT.format(status=PlanStatus(status).label.lower()))
-        paid = _budget_account(budget, "liabilities:paid", "Liabilities paid as the budget ended", "expense")
+        paid = budget_account(budget, "liabilities:paid", "Liabilities paid as the budget ended", "expense")
         from_account = min(liability.amount_pence, dp_balance(budget))
         common = {
             "debit_account_id": paid.pk,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from brokerage import services as plans
@@ -363,3 +363,21 @@ def holder_bank_account_save(*, organisation, acting_user, **details) -> HolderB
     with transaction.atomic():
         account, _ = HolderBankAccount.objects.update_or_create(organisation=organisation, defaults=details)
     return account
+
+
+def budget_account(budget: Budget, purpose: str, name: str, kind: str, **flags):
+    """The budget's ledger account for `purpose`, opened on first use (uncoded spending, card payments, recovery,
+    mixed funds...). Two requests may open it at once: the loser's INSERT waits for the winner, fails, and reads
+    the winner's row."""
+    existing = BudgetAccount.objects.filter(budget=budget, purpose=purpose).select_related("account").first()
+    if existing is not None:
+        return existing.account
+    try:
+        with transaction.atomic():
+            account = ledger.account_open(
+                code=f"{budget.owner_ref}:{purpose}", name=name, kind=kind, owner_ref=budget.owner_ref, **flags
+            )
+            BudgetAccount.objects.create(budget=budget, purpose=purpose, account=account)
+            return account
+    except IntegrityError:
+        return BudgetAccount.objects.select_related("account").get(budget=budget, purpose=purpose).account

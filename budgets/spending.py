@@ -23,7 +23,7 @@ from budgets.models import (
     MoneyInSource,
     SpendFlag,
 )
-from budgets.services import BudgetError
+from budgets.services import BudgetError, budget_account
 from ledger import services as ledger
 from ledger.exceptions import InsufficientFunds
 from ledger.models import AccountKind, Phase, Transfer
@@ -254,7 +254,7 @@ def dp_money_in_record(
             if mixing
             else ("money-in:" + source, f"Money in: {MoneyInSource(source).label}", AccountKind.EQUITY)
         )
-        credit = accounts.get(purpose) or _open_budget_account(budget, purpose, name, kind)
+        credit = accounts.get(purpose) or budget_account(budget, purpose, name, kind)
         money_in = DirectPaymentMoneyIn.objects.create(
             budget=budget,
             received_on=received_on,
@@ -279,15 +279,7 @@ def dp_money_in_record(
     return money_in
 
 
-def _open_budget_account(budget, purpose: str, name: str, kind: str):
-    account = ledger.account_open(
-        code=f"{budget.owner_ref}:{purpose}", name=name, kind=kind, owner_ref=budget.owner_ref
-    )
-    BudgetAccount.objects.create(budget=budget, purpose=purpose, account=account)
-    return account
-
-
 def _uncoded_account(budget, accounts):
-    if "spend:uncoded" in accounts:
-        return accounts["spend:uncoded"]
-    return _open_budget_account(budget, "spend:uncoded", "Spend not coded to a plan line", AccountKind.EXPENSE)
+    return accounts.get("spend:uncoded") or budget_account(
+        budget, "spend:uncoded", "Spend not coded to a plan line", AccountKind.EXPENSE
+    )
