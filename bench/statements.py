@@ -107,8 +107,8 @@ def seed(count: int, spends: int) -> list[int]:
 # --- WeasyPrint alone, in the workers ----------------------------------------------------------------------------
 
 
-def _weasyprint_alone(html: str) -> tuple[int, int, int]:
-    """The same HTML and options as a statement, straight into WeasyPrint: (bytes, worker pid, peak RSS KiB)."""
+def _weasyprint_alone(html: str) -> tuple[int, int, int, float]:
+    """The same HTML and options as a statement, straight into WeasyPrint: (bytes, worker pid, peak RSS KiB, CPU s)."""
     import hashlib
     import resource
 
@@ -116,12 +116,13 @@ def _weasyprint_alone(html: str) -> tuple[int, int, int]:
 
     from budgets import statements
 
+    cpu_started = time.process_time()
     document = weasyprint.HTML(
         string=html, base_url=statements.static_base_url(), url_fetcher=statements.url_fetcher()
     ).render(font_config=statements.font_config())
     identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
     pdf = document.write_pdf(pdf_identifier=identifier, **statements.PDF_OPTIONS)
-    return len(pdf), os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return len(pdf), os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time() - cpu_started
 
 
 def alone_pool(workers: int) -> ProcessPoolExecutor:
@@ -170,6 +171,7 @@ def round_ours(pool, budget_ids: list[int]) -> dict:
     return {
         "seconds": elapsed,
         "per_second": len(jobs) / elapsed,
+        "cpu_ms_per_statement": statistics.mean(outcome.cpu_seconds for outcome in outcomes) * 1000,
         "pages": sorted({outcome.pages for outcome in outcomes}),
         "peak_rss_mib_by_worker": sorted(round(kib / 1024, 1) for kib in peaks.values()),
     }
@@ -180,11 +182,12 @@ def round_alone(pool, htmls: list[str]) -> dict:
     results = list(pool.map(_weasyprint_alone, htmls))
     elapsed = time.perf_counter() - started
     peaks: dict[int, int] = {}
-    for _, pid, kib in results:
+    for _, pid, kib, _ in results:
         peaks[pid] = max(peaks.get(pid, 0), kib)
     return {
         "seconds": elapsed,
         "per_second": len(htmls) / elapsed,
+        "cpu_ms_per_statement": statistics.mean(cpu for *_, cpu in results) * 1000,
         "peak_rss_mib_by_worker": sorted(round(kib / 1024, 1) for kib in peaks.values()),
     }
 
@@ -219,6 +222,7 @@ def main() -> int:
         statements.render_statement_html(statements.statement_data(Budget.objects.get(pk=pk), *OCTOBER))
         for pk in budget_ids
     ]
+    load_before = os.getloadavg()  # other work on the machine skews every rate below
     ours_pool = statement_batch.start_pool(args.workers)
     weasy_pool = alone_pool(args.workers)
     rounds = []
@@ -244,12 +248,15 @@ def main() -> int:
         "peak_rss_mib_by_worker": sorted(round(kib / 1024, 1) for kib in batch.peak_rss_kib_by_worker.values()),
     }
 
+    load_after = os.getloadavg()
     ours_rate = statistics.mean(r["ours"]["per_second"] for r in rounds)
     alone_rate = statistics.mean(r["alone"]["per_second"] for r in rounds)
     overhead = alone_rate / ours_rate - 1  # extra time per statement, relative to WeasyPrint's own
     ours_rss = max(max(r["ours"]["peak_rss_mib_by_worker"]) for r in rounds)
     alone_rss = max(max(r["alone"]["peak_rss_mib_by_worker"]) for r in rounds)
     pages = sorted({page for r in rounds for page in r["ours"]["pages"]})
+    ours_cpu = statistics.mean(r["ours"]["cpu_ms_per_statement"] for r in rounds)
+    alone_cpu = statistics.mean(r["alone"]["cpu_ms_per_statement"] for r in rounds)
     results = {
         "budgets": args.budgets,
         "workers": args.workers,
@@ -258,6 +265,10 @@ def main() -> int:
         "ours_per_second": ours_rate,
         "alone_per_second": alone_rate,
         "overhead": overhead,
+        "ours_worker_cpu_ms": ours_cpu,
+        "alone_worker_cpu_ms": alone_cpu,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
         "whole_batch": whole,
     }
     ours_rounds = ", ".join(f"{r['ours']['per_second']:.1f}" for r in rounds)
@@ -278,7 +289,14 @@ def main() -> int:
             "—",
             None,
         ),
+        (
+            "worker CPU per statement (ours / alone)",
+            f"{ours_cpu:.0f} ms / {alone_cpu:.0f} ms (+{ours_cpu / alone_cpu - 1:.0%}; database server not included)",
+            "—",
+            None,
+        ),
         ("peak RSS per worker (ours / alone)", f"{ours_rss:.0f} MiB / {alone_rss:.0f} MiB", "—", None),
+        ("load average before / after (1 min)", f"{load_before[0]:.2f} / {load_after[0]:.2f}", "—", None),
     ]
     width = max(len(row[0]) for row in rows)
     print(f"\n| {'what':<{width}} | measured | target | met |\n|{'-' * (width + 2)}|---|---|---|")

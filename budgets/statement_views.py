@@ -114,15 +114,19 @@ def _months(budget: Budget, today: datetime.date) -> list[tuple[datetime.date, d
     return months
 
 
-def _log(request: HttpRequest, budget: Budget, start, end, format: str, statement: Statement | None) -> None:
+def _log(request: HttpRequest, budget: Budget, start, end, kind: str, statement: Statement | None) -> None:
     StatementDownload.objects.create(
-        statement=statement, budget=budget, period_start=start, period_end=end, format=format, user=request.user
+        statement=statement, budget=budget, period_start=start, period_end=end, format=kind, user=request.user
     )
 
 
 @login_required
 def statement_list(request: HttpRequest, pk: int, side: str) -> HttpResponse:
-    budget = _budget(request, pk, side)
+    return _list_page(request, _budget(request, pk, side), side, PeriodForm(request.GET or None))
+
+
+def _list_page(request: HttpRequest, budget: Budget, side: str, form: PeriodForm) -> HttpResponse:
+    """The list of a budget's statements; also where a period that cannot be shown is explained."""
     today = timezone.localdate()
     stored = {(s.period_start, s.period_end, s.large_print): s for s in budget.statements.all()}
     months = [
@@ -135,7 +139,6 @@ def statement_list(request: HttpRequest, pk: int, side: str) -> HttpResponse:
         }
         for start, end in _months(budget, today)
     ]
-    form = PeriodForm(request.GET or None)
     return render(
         request,
         "budgets/statements/list.jinja",
@@ -154,7 +157,7 @@ def statement_page(request: HttpRequest, pk: int, side: str) -> HttpResponse:
     budget = _budget(request, pk, side)
     form = _period(request, request.GET)
     if not form.is_valid():
-        return statement_list(request, pk, side)
+        return _list_page(request, budget, side, form)
     start, end = form.cleaned_data["start"], form.cleaned_data["end"]
     data = statements.statement_data(budget, start, end)
     standard = statements.statement_get(budget=budget, period_start=start, period_end=end)
@@ -200,7 +203,7 @@ def statement_request(request: HttpRequest, pk: int, side: str) -> HttpResponse:
     budget = _budget(request, pk, side)
     form = _period(request, request.POST)
     if not form.is_valid():
-        return statement_list(request, pk, side)
+        return _list_page(request, budget, side, form)
     start, end, large_print = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["large_print"]
     page = reverse(URL_NAMES[side]["page"], kwargs={"pk": budget.pk}) + "?" + form.query()
     if end >= timezone.localdate():

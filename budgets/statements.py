@@ -10,10 +10,10 @@ in worker processes (`budgets.statement_batch`), never in a web request (DESIGN.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import dataclasses
 import datetime
 import hashlib
-import logging
 import mimetypes
 import os
 import re
@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.template.loader import get_template
 from django.urls import reverse
@@ -35,9 +35,7 @@ from budgets.models import Budget, BudgetAccount, PaymentKind, RecoveryStatus, S
 from budgets.selectors import FUNDERS
 from budgets.services import pence
 from config.formatting import format_date
-from ledger.models import DEBIT_NORMAL_KINDS, Transfer
-
-logger = logging.getLogger(__name__)
+from ledger.models import DEBIT_NORMAL_KINDS, Account, Transfer
 
 TEMPLATE = "budgets/statements/statement.jinja"
 OPEN_RECOVERIES = (RecoveryStatus.ISSUED, RecoveryStatus.RECONSIDERING)
@@ -59,7 +57,7 @@ UPCOMING_LIMIT = 4
 
 
 def month_period(value: str) -> tuple[datetime.date, datetime.date]:
-    """ "2026-10" -> (1 October 2026, 31 October 2026); ValueError for anything else."""
+    """A month written like 2026-10, as its first and last days; ValueError for anything else."""
     match = PERIOD_PATTERN.fullmatch(value or "")
     if not match:
         raise ValueError("Enter a month like 2026-10")
@@ -75,18 +73,14 @@ def previous_month(today: datetime.date) -> tuple[datetime.date, datetime.date]:
 
 
 def is_whole_month(start: datetime.date, end: datetime.date) -> bool:
-    return (
-        start.day == 1
-        and (start.year, start.month) == (end.year, end.month)
-        and end == month_period(f"{start:%Y-%m}")[1]
-    )
+    return start.day == 1 and end == start.replace(day=calendar.monthrange(start.year, start.month)[1])
 
 
 def describe_period(start: datetime.date, end: datetime.date) -> str:
     return f"{start:%B %Y}" if is_whole_month(start, end) else f"{format_date(start)} to {format_date(end)}"
 
 
-def live_budgets(period_start: datetime.date, period_end: datetime.date):
+def live_budgets(period_end: datetime.date):
     """Budgets that get a statement for the period: started by its end, plan still live."""
     return (
         Budget.objects.filter(plan__status__in=LIVE_STATUSES, start_date__lte=period_end)
@@ -213,10 +207,10 @@ class _Movement:
         return self.opening + self.in_period
 
 
-def _movements(accounts: dict[int, BudgetAccount], start: datetime.date, end: datetime.date) -> dict[str, _Movement]:
-    """Each budget account's movements before and during the period, keyed by purpose: two grouped queries over the
+def _movements(accounts: dict[int, Account], start: datetime.date, end: datetime.date) -> dict[int, _Movement]:
+    """Each account's movements before and during the period, by account id: two grouped queries over the
     (account, effective_date) indexes, whatever the number of transfers."""
-    moves = {row.account_id: _Movement(row.account.kind, row.account.name) for row in accounts.values()}
+    moves = {account_id: _Movement(account.kind, account.name) for account_id, account in accounts.items()}
     posted = Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end)
     before, during = Q(effective_date__lt=start), Q(effective_date__gte=start)
     for side in ("debit", "credit"):
@@ -229,36 +223,67 @@ def _movements(accounts: dict[int, BudgetAccount], start: datetime.date, end: da
             move = moves[row[f"{side}_account_id"]]
             setattr(move, f"{side}s_before", int(row["before"] or 0))
             setattr(move, f"{side}s_in", int(row["during"] or 0))
-    return {accounts[account_id].purpose: move for account_id, move in moves.items()}
+    return moves
 
 
 def _chart_spends(spend_account_ids: list[int], end: datetime.date) -> list[tuple[datetime.date, int]]:
     # Net of refunds and reversals (credits to a spend account), so the chart's last bar equals "spent to date".
-    posted = Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end)
-    debits = posted.filter(debit_account_id__in=spend_account_ids).values_list("effective_date", "amount")
-    credits = posted.filter(credit_account_id__in=spend_account_ids).values_list("effective_date", "amount")
-    return list(debits) + [(day, -amount) for day, amount in credits]
+    ids = set(spend_account_ids)
+    moves = Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end).filter(
+        Q(debit_account_id__in=ids) | Q(credit_account_id__in=ids)
+    )
+    return [
+        (day, (amount if debit in ids else 0) - (amount if credit in ids else 0))
+        for day, amount, debit, credit in moves.values_list(
+            "effective_date", "amount", "debit_account_id", "credit_account_id"
+        )
+    ]
 
 
 def statement_data(budget: Budget, period_start: datetime.date, period_end: datetime.date) -> StatementData:
-    """Every figure of a budget's statement for a period, from the ledger, as at the period's end."""
+    """Every figure of a budget's statement for a period, from the ledger, as at the period's end, all read from one
+    snapshot of the database so they agree with each other even while money moves.
+
+    Money recorded later but dated inside the period (a receipt entered late) changes what this returns; a stored
+    PDF keeps what was known when it was made, and the web page shows the figures as they stand now."""
     if period_end < period_start:
         raise ValueError("The period must end on or after its start")
+    with _one_snapshot():
+        return _statement_data(budget, period_start, period_end)
+
+
+@contextlib.contextmanager
+def _one_snapshot():
+    if connection.in_atomic_block:  # the caller's transaction decides (tests, or a service reading then writing)
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def _statement_data(budget: Budget, period_start: datetime.date, period_end: datetime.date) -> StatementData:
     budget = Budget.objects.select_related(
         "plan__person__icb", "plan__care_coordinator", "plan__person__care_coordinator"
     ).get(pk=budget.pk)
     plan, person = budget.plan, budget.plan.person
-    accounts = {row.account_id: row for row in BudgetAccount.objects.filter(budget=budget).select_related("account")}
-    moves = _movements(accounts, period_start, period_end)
-    budget_lines = list(budget.lines.select_related("plan_line").order_by("pk"))
+    purposes = {
+        row.purpose: row.account for row in BudgetAccount.objects.filter(budget=budget).select_related("account")
+    }
+    budget_lines = list(budget.lines.select_related("plan_line", "spend_account").order_by("pk"))
+    accounts = {account.pk: account for account in purposes.values()}
+    accounts.update({line.spend_account_id: line.spend_account for line in budget_lines})
+    by_account = _movements(accounts, period_start, period_end)
+    moves = {purpose: by_account[account.pk] for purpose, account in purposes.items()}
 
     lines = [
         LineFigures(
             description=line.plan_line.description,
             management_type=ManagementType(line.management_type).label.split(" (")[0],
             planned=line.annual_pence,
-            spent_in_period=moves[f"spend:line:{line.plan_line_id}"].in_period,
-            spent_to_date=moves[f"spend:line:{line.plan_line_id}"].closing,
+            spent_in_period=by_account[line.spend_account_id].in_period,
+            spent_to_date=by_account[line.spend_account_id].closing,
         )
         for line in budget_lines
     ]
@@ -295,7 +320,8 @@ def statement_data(budget: Budget, period_start: datetime.date, period_end: date
     rows = person_selectors.describe(budget, transfers)
 
     planned_total = sum(line.planned for line in lines)
-    spend_ids = [row.account_id for row in accounts.values() if row.purpose.startswith("spend:")]
+    spend_ids = [line.spend_account_id for line in budget_lines]
+    spend_ids += [account.pk for purpose, account in purposes.items() if purpose.startswith("spend:")]
     coordinator = plan.care_coordinator or person.care_coordinator
     return StatementData(
         budget_id=budget.pk,
@@ -306,7 +332,7 @@ def statement_data(budget: Budget, period_start: datetime.date, period_end: date
         icb_name=person.icb.name if person.icb_id else "",
         plan_version=plan.version,
         outcomes=list(plan.outcomes.order_by("pk").values_list("description", flat=True)),
-        budget_total=pence(plan.budget),
+        budget_total=budget.annual_pence,
         funders=[(label, pence(getattr(plan, field))) for field, label in FUNDERS if getattr(plan, field).amount],
         lines=lines,
         planned_total=planned_total,
@@ -357,7 +383,7 @@ def _upcoming(budget: Budget, after: datetime.date) -> list[tuple[datetime.date,
             payment.due_on,
             "into your direct-payment account"
             if payment.kind == PaymentKind.DIRECT_PAYMENT
-            else f"to {payment.holder.name}, for the support they pay for",
+            else f"to {payment.holder.name}, to pay for your support",
             payment.amount_pence - payment.offset_pence,
         )
         for payment in due

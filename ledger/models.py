@@ -11,6 +11,7 @@ This app is a leaf: it refers to budgets, plan lines and people only through opa
 
 from __future__ import annotations
 
+import pghistory
 import pgtrigger
 from django.conf import settings
 from django.db import models
@@ -213,3 +214,156 @@ class ClosedPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%B %Y}"
+
+
+# --- Reconciliation (issue 8): bank and Stripe statements matched to transfers on a cash account ----------------------
+# Amounts on statement lines are signed pence from the bank's side: money in is positive and debits the cash account.
+
+
+class StatementSource(models.TextChoices):
+    OFX = "ofx", "OFX file"
+    CSV = "csv", "CSV file"
+    STRIPE = "stripe", "Stripe payouts"
+
+
+@pghistory.track(append_only=True)
+class CsvMapping(models.Model):
+    """How one bank lays out its CSV statements: which column holds what (saved once, reused per import)."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="The bank, e.g. Lloyds")
+    date_column = models.CharField(max_length=100)
+    date_format = models.CharField(max_length=40, default="%d/%m/%Y", help_text="strftime codes, e.g. %d/%m/%Y")
+    description_column = models.CharField(max_length=100)
+    amount_column = models.CharField(max_length=100, blank=True, help_text="A signed amount; or use debit and credit")
+    debit_column = models.CharField(max_length=100, blank=True, help_text="Money out")
+    credit_column = models.CharField(max_length=100, blank=True, help_text="Money in")
+    reference_column = models.CharField(max_length=100, blank=True)
+    balance_column = models.CharField(max_length=100, blank=True)
+    id_column = models.CharField(max_length=100, blank=True, help_text="The bank's transaction id, if it gives one")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(amount_column="") | (~Q(debit_column="") & ~Q(credit_column="")),
+                name="csv_mapping_has_amounts",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@pghistory.track(append_only=True)
+class CashAccount(models.Model):
+    """A ledger asset account that a real bank or Stripe account mirrors, so it is reconciled."""
+
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="cash")
+    name = models.CharField(max_length=200, help_text="As the bank names it")
+    source = models.CharField(max_length=10, choices=StatementSource.choices, default=StatementSource.CSV)
+    csv_mapping = models.ForeignKey(CsvMapping, on_delete=models.PROTECT, null=True, blank=True)
+    reconcile_from = models.DateField(help_text="Transfers before this date are outside reconciliation")
+    opening_balance = models.BigIntegerField(default=0, help_text="Statement balance at the start of reconcile_from")
+    date_window_days = models.PositiveSmallIntegerField(default=3, help_text="How far apart dates may be to match")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@pghistory.track(append_only=True)
+class StatementImport(models.Model):
+    cash_account = models.ForeignKey(CashAccount, on_delete=models.PROTECT, related_name="imports")
+    source = models.CharField(max_length=10, choices=StatementSource.choices)
+    filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    lines_added = models.PositiveIntegerField(default=0)
+    lines_already_imported = models.PositiveIntegerField(default=0)
+    bad_lines = models.JSONField(default=list, blank=True, help_text="[[line number, reason], …] left out")
+    imported_at = models.DateTimeField(default=timezone.now, editable=False)
+    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, db_index=False)
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.lines_added} lines)"
+
+
+class StatementLine(models.Model):
+    """One line of a bank or Stripe statement. Never edited: matching is recorded in Match."""
+
+    cash_account = models.ForeignKey(CashAccount, on_delete=models.PROTECT, related_name="lines", db_index=False)
+    statement_import = models.ForeignKey(StatementImport, on_delete=models.PROTECT, related_name="lines")
+    date = models.DateField()
+    amount = models.BigIntegerField(help_text="Signed pence; money in is positive")
+    description = models.CharField(max_length=300, blank=True)
+    reference = models.CharField(max_length=200, blank=True)
+    bank_id = models.CharField(max_length=255, blank=True, help_text="FITID or the bank's transaction id")
+    running_balance = models.BigIntegerField(null=True, blank=True)
+    dedupe_key = models.CharField(max_length=300)
+    line_number = models.PositiveIntegerField(help_text="Where it was in the file")
+
+    class Meta:
+        ordering = ["date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cash_account", "dedupe_key"], name="statement_line_once"),
+            models.CheckConstraint(condition=~Q(amount=0), name="statement_line_not_zero"),
+        ]
+        indexes = [models.Index(fields=["cash_account", "date", "id"], name="statement_line_date")]
+        triggers = [pgtrigger.Protect(name="statement_line_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.amount}p {self.description}"
+
+
+@pghistory.track(append_only=True)
+class Match(models.Model):
+    """One statement line matched to one or more transfers (a BACS run is many transfers, one bank line)."""
+
+    line = models.ForeignKey(StatementLine, on_delete=models.PROTECT, related_name="matches")
+    transfers = models.ManyToManyField(Transfer, through="MatchedTransfer", related_name="+")
+    automatic = models.BooleanField(default=False)
+    rule = models.CharField(max_length=40, blank=True, help_text="Which auto-match rule, e.g. reference")
+    matched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    matched_at = models.DateTimeField(default=timezone.now)
+    active = models.BooleanField(default=True)
+    unmatched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    unmatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["line"], condition=Q(active=True), name="match_line_once"),
+            models.CheckConstraint(condition=Q(automatic=True) | Q(matched_by__isnull=False), name="match_who"),
+        ]
+        triggers = [pgtrigger.Protect(name="match_no_delete", operation=pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"line {self.line_id} ({'automatic' if self.automatic else 'by hand'})"
+
+
+@pghistory.track(append_only=True)
+class MatchedTransfer(models.Model):
+    match = models.ForeignKey(Match, on_delete=models.PROTECT, related_name="links")
+    transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["transfer"], condition=Q(active=True), name="matched_transfer_once"),
+        ]
+        triggers = [pgtrigger.Protect(name="matched_transfer_no_delete", operation=pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"match {self.match_id} → transfer {self.transfer_id}"
+
+
+# --- end reconciliation --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from ledger import api, views
+from ledger import api, reconciliation_views, views
 
 app_name = "ledger"
 
@@ -19,4 +19,12 @@ urlpatterns = [
     path("accounts/<int:pk>/", views.account_statement, name="account-statement"),
     path("trial-balance/", views.trial_balance, name="trial-balance"),
     path("trial-balance.csv", views.trial_balance_csv, name="trial-balance-csv"),
+    # --- reconciliation (issue 8) ---
+    path("reconcile/", reconciliation_views.cash_accounts, name="reconcile"),
+    path("reconcile/<int:pk>/", reconciliation_views.cash_account, name="reconcile-account"),
+    path("reconcile/<int:pk>/import/", reconciliation_views.statement_upload, name="reconcile-import"),
+    path("reconcile/<int:pk>/auto-match/", reconciliation_views.auto_match, name="reconcile-auto-match"),
+    path("reconcile/lines/<int:pk>/", reconciliation_views.statement_line, name="reconcile-line"),
+    path("period-close/", reconciliation_views.period_close, name="period-close"),
+    # --- end reconciliation ---
 ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: installs the system packages the tests need when missing (Debian's chromium, PostgreSQL 15,
-# WeasyPrint's libraries), runs the whole suite on the embedded PostgreSQL, then runs the database-level
+# WeasyPrint's libraries, poppler-utils), runs the whole suite on the embedded PostgreSQL, then runs the database-level
 # tests again on Debian's PostgreSQL 15 (the oldest server we support) on a private socket.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -x "$PG15_BIN/postgres" ] || missing+=(postgresql-15)
 "$PY" -c "import weasyprint" >/dev/null 2>&1 || missing+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0)
 [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)  # statement tests rasterise PDFs
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing from Debian: ${missing[*]}"
   $as_root apt-get update -qq

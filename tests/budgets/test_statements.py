@@ -30,7 +30,7 @@ from accounts.roles import Role
 from brokerage.models import Representative
 from budgets import person_selectors, services, spending, statement_batch, statements
 from budgets import tasks as budget_tasks
-from budgets.models import BudgetAccount, ScheduledPayment, Statement, StatementDownload
+from budgets.models import BudgetAccount, Recovery, ScheduledPayment, Statement, StatementDownload
 from config.formatting import format_pence
 from ledger.models import Account, Transfer
 from tests.accounts.test_password_reset import run_worker_until_idle
@@ -235,6 +235,37 @@ def test_a_statement_to_today_ends_at_the_balances_on_the_budget_page(october, t
     }
     assert data.surplus == services.dp_surplus(budget)
     assert data.direct_payment.opening == statements.statement_data(budget, *OCTOBER).direct_payment.closing
+
+
+@pytest.mark.django_db
+def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(october):
+    budget = october["budget"]
+    Recovery.objects.create(
+        budget=budget,
+        reasons="Spent on something the plan does not allow",
+        amount_pence=12_000,
+        recovered_pence=2_000,
+        deadline=datetime.date(2026, 12, 31),
+        addressee="person",
+        addressee_name="Joan Robson",
+        issued_by=october["finance"],
+        issued_on=datetime.date(2026, 10, 20),
+    )
+    Recovery.objects.create(  # issued after the period: not on October's statement
+        budget=budget,
+        reasons="Later",
+        amount_pence=500,
+        deadline=datetime.date(2027, 1, 31),
+        addressee="person",
+        addressee_name="Joan Robson",
+        issued_by=october["finance"],
+        issued_on=datetime.date(2026, 11, 2),
+    )
+    data = statements.statement_data(budget, *OCTOBER)
+    assert [(r.amount, r.outstanding) for r in data.recoveries] == [(12_000, 10_000)]
+    text = pdf_text(statements.render_statement_pdf(statements.render_statement_html(data)))
+    assert "Money being recovered £100.00" in text
+    assert "20 October 2026 Notice sent 31 December 2026 £120.00 £100.00" in text
 
 
 # --- The PDF itself ---------------------------------------------------------------------------------------------
@@ -551,6 +582,11 @@ def test_the_statement_pages_list_months_and_explain_bad_periods(client, october
         page = client.get(f"/my/budgets/{budget.pk}/statements/statement/", query)
         assert page.status_code == 200 and error in html.unescape(page.content.decode())
         assert "nhsuk-error-summary" in page.content.decode()
+    refused = client.post(f"/my/budgets/{budget.pk}/statements/request/", {"start": "2026-10-09", "end": "x"})
+    assert refused.status_code == 200 and "Enter a real end date" in refused.content.decode()
+    too_soon = client.post(f"/my/budgets/{budget.pk}/statements/request/", {"period": "2026-11"}, follow=True)
+    assert "once the period is over" in too_soon.content.decode()
+    assert not ProcrastinateJob.objects.filter(task_name="budgets.statement_request").exists()
     so_far = client.get(f"/my/budgets/{budget.pk}/statements/statement/", {"period": "2026-11"}).content.decode()
     assert "This period is not over yet" in so_far and "can be made once the period is over" in so_far
     assert f"/budgets/{budget.pk}/statements/" not in client.get(f"/budgets/{budget.pk}/").content.decode()
