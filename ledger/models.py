@@ -320,7 +320,9 @@ class StatementLine(models.Model):
         return f"{self.date} {self.amount}p {self.description}"
 
 
-@pghistory.track(append_only=True)
+# Statement-level history triggers: an auto-match writes tens of thousands of rows in one INSERT, and row-level
+# triggers made that the slowest part of reconciling (bench/reconcile.py).
+@pghistory.track(append_only=True, level=pgtrigger.Statement)
 class Match(models.Model):
     """One statement line matched to one or more transfers (a BACS run is many transfers, one bank line)."""
 
@@ -350,7 +352,7 @@ class Match(models.Model):
         return f"line {self.line_id} ({'automatic' if self.automatic else 'by hand'})"
 
 
-@pghistory.track(append_only=True)
+@pghistory.track(append_only=True, level=pgtrigger.Statement)
 class MatchedTransfer(models.Model):
     match = models.ForeignKey(Match, on_delete=models.PROTECT, related_name="links")
     transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="+", db_constraint=False)

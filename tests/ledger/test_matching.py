@@ -96,6 +96,10 @@ def test_match_by_hand_records_who_and_unmatch_frees_both_sides(books, officer):
     assert {c.id for c in matching.unmatched_transfers(cash)} >= set(ids)
     again = matching.match_by_hand(line=line, transfer_ids=ids, acting_user=officer)
     assert again.active and Match.objects.count() == 2  # the undone match stays on record
+    # The history (statement-level triggers, so bulk auto-matches stay fast): both matches made, one undone.
+    events = Match.pgh_event_model.objects.filter(pgh_obj_id__in=[match.pk, again.pk])
+    assert sorted(events.values_list("pgh_label", flat=True)) == ["insert", "insert", "update"]
+    assert MatchedTransfer.pgh_event_model.objects.filter(pgh_label="insert").count() == 2 * len(ids)
 
 
 def test_the_missing_bank_charge_is_created_from_the_line_with_a_reason(books, officer):
