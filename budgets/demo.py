@@ -9,6 +9,7 @@ import random
 
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.db import models
 from django.utils import timezone
 
 from accounts.roles import Role
@@ -96,7 +97,6 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
                     acting_user=budget.plan.person.user or finance,
                 )
     monitoring.monitoring_run(today)
-    ask_for_money_back(today=today, finance=finance)
     for plan_pk in context.get("vary", []):
         old = CarePlan.objects.get(pk=plan_pk)
         new = plans.plan_create(person=old.person, acting_user=users[Role.CARE_BROKER])
@@ -110,6 +110,7 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
             icb_signatory=users[Role.ICB_APPROVER],
         )
         set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
+    ask_for_money_back(today=today, finance=finance)
 
 
 # A one-line stand-in for a scanned bank statement: the demo's returns need some evidence attached.
@@ -157,12 +158,37 @@ def ask_for_money_back(*, today, finance) -> None:
             from_balance=True,
             surplus_alert=alert,
         )
-    spent = Budget.objects.filter(plan__status="active", dp_spends__flag="uncoded").distinct().last()
+    # A reduction on notice: a new version asks for 10% less; the old amounts are paid until the notice ends.
+    reduced = (
+        Budget.objects.filter(plan__status__in=["active", "under_review", "suspended"])
+        .exclude(plan__person__plans__version__gt=models.F("plan__version"))
+        .order_by("pk")
+        .first()
+    )
+    if reduced is not None:
+        draft = plans.plan_create(person=reduced.plan.person, acting_user=finance)
+        CarePlan.objects.filter(pk=draft.pk).update(budget=draft.budget.amount * 9 / 10)
+        draft.refresh_from_db()
+        ending.reduction_notice_issue(
+            budget=reduced,
+            new_plan=draft,
+            reasons="The review found two visits a week are no longer needed",
+            effective_on=today + datetime.timedelta(days=reduced.plan.notice_period_days),
+            acting_user=finance,
+            today=today,
+        )
+    spent = (
+        Budget.objects.filter(plan__status__in=["active", "under_review"], dp_spends__isnull=False)
+        .exclude(pk=getattr(reduced, "pk", None))
+        .annotate(uncoded=models.Count("dp_spends", filter=models.Q(dp_spends__flag="uncoded")))
+        .order_by("-uncoded", "pk")
+        .first()
+    )
     if spent is not None:
-        uncoded = spent.dp_spends.filter(flag="uncoded").first()
+        uncoded = spent.dp_spends.order_by("-flag", "amount_pence").first()  # uncoded first, if any
         notice = ending.recovery_issue(
             budget=spent,
-            reasons=f"£{uncoded.amount_pence / 100:,.2f} was spent at {uncoded.payee}, which the plan does not cover",
+            reasons=f"£{uncoded.amount_pence / 100:,.2f} was paid to {uncoded.payee} without a receipt showing it was for the plan",
             amount_pence=uncoded.amount_pence,
             deadline=today + datetime.timedelta(days=28),
             addressee="person",

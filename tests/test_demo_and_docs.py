@@ -7,7 +7,18 @@ from accounts.demo import DEMO_USERS, demo_email
 from accounts.models import User
 from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus
-from budgets.models import Budget, DirectPaymentSpend, HolderSpend, Invoice
+from budgets.models import (
+    Budget,
+    DirectPaymentReturn,
+    DirectPaymentSpend,
+    HolderSpend,
+    Invoice,
+    Recovery,
+    ReductionNotice,
+    Review,
+    StopDecision,
+    Suspension,
+)
 from ledger.verification import ledger_verify
 from providers.models import Provider
 from tests.factories import user_with_role
@@ -37,6 +48,9 @@ def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys):
     assert active.exists() and all(budget.first_paid_on for budget in active)
     assert Invoice.objects.filter(status="paid").exists()
     assert DirectPaymentSpend.objects.exists() and HolderSpend.objects.exists()  # the payments are being spent
+    # Monitoring and endings: reviews, returns, a suspension, stops, a closing, recoveries and a reduction notice.
+    assert Review.objects.exists() and DirectPaymentReturn.objects.exists() and Suspension.objects.exists()
+    assert StopDecision.objects.exists() and Recovery.objects.exists() and ReductionNotice.objects.exists()
     plans_before = CarePlan.objects.count()
     call_command("seed_demo", "--people", "14")  # a second run adds nothing twice
     assert CarePlan.objects.count() == plans_before
