@@ -188,7 +188,8 @@ def ask_for_money_back(*, today, finance) -> None:
         uncoded = spent.dp_spends.order_by("-flag", "amount_pence").first()  # uncoded first, if any
         notice = ending.recovery_issue(
             budget=spent,
-            reasons=f"£{uncoded.amount_pence / 100:,.2f} was paid to {uncoded.payee} without a receipt showing it was for the plan",
+            reasons=f"£{uncoded.amount_pence / 100:,.2f} was paid to {uncoded.payee} "
+            "without a receipt showing it was for the plan",
             amount_pence=uncoded.amount_pence,
             deadline=today + datetime.timedelta(days=28),
             addressee="person",
