@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import multiprocessing
 import os
 import resource
@@ -95,13 +96,23 @@ def _worker_start(environment: dict[str, str]) -> None:
 
     from django.db import connections
 
-    # Pool workers leave through os._exit, which skips atexit: a multiprocessing finaliser still runs, so the
-    # database sees a clean goodbye rather than a dropped socket.
+    # One connection for the worker's life. The site's CONN_MAX_AGE of 0 would make close_old_connections() (run
+    # before each statement, to drop a connection the server has broken) reconnect every time: a new PostgreSQL
+    # backend, with cold catalogue caches, for every statement.
+    connections["default"].settings_dict["CONN_MAX_AGE"] = None
+    # A worker that is recycled or shut down closes its connection, so the server sees a goodbye, not a dropped
+    # socket (a worker whose batch was killed leaves by os._exit: the server notices the socket close instead).
     Finalize(None, connections.close_all, exitpriority=10)
     _exit_with_parent()
     from budgets import statements
 
     statements.warm_up()
+    # WeasyPrint allocates objects by the hundred thousand, so Python's cycle collector kept rescanning everything
+    # Django and WeasyPrint loaded at start-up: about a fifth of a statement's time. Freeze what is loaded now and
+    # collect less often (measured: 260 -> 228 ms of CPU a statement, 10 MiB more memory).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def _exit_with_parent() -> None:
@@ -112,6 +123,9 @@ def _exit_with_parent() -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.2)
+        from budgets import statements
+
+        statements.release_fonts()  # os._exit skips exit handlers: remove the temporary font files first
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

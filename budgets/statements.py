@@ -9,6 +9,7 @@ in worker processes (`budgets.statement_batch`), never in a web request (DESIGN.
 
 from __future__ import annotations
 
+import atexit
 import calendar
 import contextlib
 import dataclasses
@@ -17,6 +18,7 @@ import hashlib
 import mimetypes
 import os
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -484,7 +486,18 @@ def font_config():
     global _font_config
     if _font_config is None:
         _font_config = _weasyprint()[1]()
+        atexit.register(release_fonts)
     return _font_config
+
+
+def release_fonts() -> None:
+    """Let go of the process's font configuration, whose temporary folder of font files WeasyPrint deletes when
+    it is collected: at exit that must happen before the interpreter tears its modules down, or the folder stays."""
+    global _font_config
+    folder = getattr(_font_config, "_folder", None)  # WeasyPrint's own attribute; None until a font is added
+    _font_config = None
+    if folder:  # a render still holding the configuration would keep it alive: remove the files regardless
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 PDF_OPTIONS = {"pdf_variant": "pdf/ua-1"}

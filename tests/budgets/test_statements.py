@@ -726,7 +726,9 @@ def test_the_monthly_task_makes_last_months_statements_for_live_budgets_only(set
     assert result == {"period": "2026-10", "budgets": 2, "generated": 2, "failed": 0, "notified": 2}
     assert budget_tasks.statements_monthly(timestamp=first_of_november)["generated"] == 0
     stored_statements_are_sound(budgets)
-    periodic = {task.periodic_id: task.cron for task in budget_tasks.app.periodic_registry.periodic_tasks.values()}
+    import config.tasks  # the schedule, as the worker loads it (PROCRASTINATE_IMPORT_PATHS)
+
+    periodic = {task.periodic_id: task.cron for task in config.tasks.app.periodic_registry.periodic_tasks.values()}
     assert periodic["budgets-statements-monthly"] == "0 4 1 * *"
 
 
