@@ -29,10 +29,15 @@ def dashboard_links(*, user: User, role: Role) -> list[dict[str, str]]:
         links.append({"href": reverse("admin:index"), "text": "Administration: users, roles and organisations"})
     if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER):
         # Less frequent finance pages: the header keeps only the daily ones so it fits without a "More" menu.
+        links.append(
+            {"href": reverse("ledger:reconcile"), "text": "Reconciliation: bank statements, matching, month close"}
+        )
         links.append({"href": reverse("budgets:card-payments"), "text": "Card payments and refunds"})
         links.append({"href": reverse("budgets:holders"), "text": "Third-party holders' bank details"})
     if role in (Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
         links.append({"href": reverse("budgets:my-budgets"), "text": "The budget, its spending and payments"})
+    if role == Role.AUDITOR:
+        links.append({"href": reverse("ledger:reconcile"), "text": "Reconciliation reports"})
     if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR):
         links.append({"href": reverse("api-docs"), "text": "API reference"})
     return links

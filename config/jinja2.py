@@ -27,7 +27,6 @@ NAVIGATION = [
     ("budgets.run_payments", "budgets:payment-runs", "Payment runs"),
     ("ledger.view_account", "ledger:accounts", "Accounts"),
     ("ledger.view_account", "ledger:trial-balance", "Trial balance"),
-    ("ledger.view_account", "ledger:reconcile", "Reconciliation"),  # issue 8
 ]
 
 
