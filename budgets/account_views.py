@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.models import Organisation, OrganisationKind
 from budgets import selectors, services
 from budgets.models import Budget, DedicatedAccountKind, DirectPaymentAccount, HolderBankAccount
+from budgets.views import require_finance
 from providers.models import ACCOUNT_NUMBER_INVALID, SORT_CODE_INVALID
 
 
@@ -124,14 +125,9 @@ def dedicated_account(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "budgets/dedicated_account.jinja", {"budget": budget, "form": form, "current": current})
 
 
-def _require_finance(request: HttpRequest) -> None:
-    if not request.user.has_perm("budgets.run_payments"):
-        raise Http404
-
-
 @login_required
 def holders(request: HttpRequest) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     organisations = Organisation.objects.filter(kind=OrganisationKind.THIRD_PARTY_HOLDER).order_by("name")
     accounts = {account.organisation_id: account for account in HolderBankAccount.objects.all()}
     rows = [(organisation, accounts.get(organisation.pk)) for organisation in organisations]
@@ -140,7 +136,7 @@ def holders(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def holder_bank(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     organisation = get_object_or_404(Organisation, pk=pk, kind=OrganisationKind.THIRD_PARTY_HOLDER)
     current = HolderBankAccount.objects.filter(organisation=organisation).first()
     initial = {}

@@ -89,14 +89,14 @@ class RunDateForm(forms.Form):
     )
 
 
-def _require_finance(request: HttpRequest) -> None:
+def require_finance(request: HttpRequest) -> None:
     if not request.user.has_perm("budgets.run_payments"):
         raise Http404
 
 
 @login_required
 def payment_runs(request: HttpRequest) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     form = RunDateForm(request.POST or None, initial={"run_date": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         run, left_out = runs.payment_run_create(run_date=form.cleaned_data["run_date"], acting_user=request.user)
@@ -108,7 +108,7 @@ def payment_runs(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     run = get_object_or_404(PaymentRun.objects.select_related("author", "approved_by"), pk=pk)
     problem = None
     action = request.POST.get("action")
@@ -142,7 +142,7 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def payment_run_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     run = get_object_or_404(PaymentRun, pk=pk)
     if run.status == RunStatus.DRAFT:
         raise Http404
@@ -189,7 +189,7 @@ class InvoiceForm(forms.Form):
 
 @login_required
 def invoices(request: HttpRequest) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     problem = None
     if request.method == "POST":
         invoice_id = request.POST.get("invoice", "")
@@ -210,7 +210,7 @@ def invoices(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def invoice_record(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_finance(request)
+    require_finance(request)
     budget = get_object_or_404(Budget, pk=pk)
     form = InvoiceForm(request.POST or None, budget=budget)
     if request.method == "POST" and form.is_valid():
