@@ -64,3 +64,8 @@ rules.add_perm("budgets.recover_money", is_finance)
 rules.add_perm("budgets.write_off", is_finance_manager)
 rules.add_perm("budgets.close_budget", is_finance_manager)
 # --- end ending ---------------------------------------------------------------------------------------------------
+
+# --- Finance reports (budgets/reports.py): the quarterly PHB return and recharges between funders -----------------
+# Finance staff prepare them, auditors read them, ICB approvers see their own ICB's (scoped by the selectors).
+rules.add_perm("budgets.view_reports", is_finance | is_auditor | is_icb_approver)
+# --- end finance reports ------------------------------------------------------------------------------------------

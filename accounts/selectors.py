@@ -38,6 +38,9 @@ def dashboard_links(*, user: User, role: Role) -> list[dict[str, str]]:
         links.append({"href": reverse("budgets:my-budgets"), "text": "The budget, its spending and payments"})
     if role == Role.AUDITOR:
         links.append({"href": reverse("ledger:reconcile"), "text": "Reconciliation reports"})
+    if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR, Role.ICB_APPROVER):
+        links.append({"href": reverse("budgets:phb-return"), "text": "NHS England quarterly PHB return"})
+        links.append({"href": reverse("budgets:recharges"), "text": "Recharges between funders of integrated budgets"})
     if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR):
         links.append({"href": reverse("api-docs"), "text": "API reference"})
     return links

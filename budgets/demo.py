@@ -4,9 +4,12 @@ stopping, final audit, closing, or a variation)."""
 
 from __future__ import annotations
 
+import csv
 import datetime
 import random
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import models
@@ -15,7 +18,8 @@ from django.utils import timezone
 from accounts.roles import Role
 from brokerage import services as plans
 from brokerage.models import CarePlan
-from budgets import ending, invoices, monitoring, services, spending
+from budgets import ending, invoices, monitoring, payment_runs, services, spending
+from budgets.card_payments import stripe_balance_account
 from budgets.models import (
     Budget,
     DirectPaymentAccount,
@@ -24,6 +28,8 @@ from budgets.models import (
     ScheduledPayment,
     SurplusAlert,
 )
+from ledger import services as ledger
+from ledger.models import AccountKind, CashAccount, CsvMapping, StatementSource, Transfer
 
 
 def seed(*, rng: random.Random, people: int, context: dict) -> None:
@@ -111,6 +117,87 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
         )
         set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
     ask_for_money_back(today=today, finance=finance)
+    seed_reconciliation(today=today, rng=rng)
+
+
+STATEMENT_DIR = settings.BASE_DIR / "var" / "demo"
+
+
+def demo_statement_path(today: datetime.date) -> Path:
+    return STATEMENT_DIR / f"natwest-{today:%Y-%m}.csv"
+
+
+def seed_reconciliation(*, today: datetime.date, rng: random.Random) -> None:
+    """The ICB's bank account and Stripe balance set up for reconciling from the 1st of this month, and this
+    month's bank statement written as the bank would give it (one line per payment run, the repayments, and a
+    charge the ledger does not know about yet) for finance to import on the Reconciliation page."""
+    start = today.replace(day=1)
+    ledger.account_open(code="icb:bank-charges", name="Bank charges", kind=AccountKind.EXPENSE, owner_ref="icb")
+    mapping, _ = CsvMapping.objects.get_or_create(
+        name="NatWest",
+        defaults={
+            "date_column": "Date",
+            "date_format": "%d/%m/%Y",
+            "description_column": "Description",
+            "amount_column": "Value",
+            "balance_column": "Balance",
+            "reference_column": "Reference",
+        },
+    )
+    bank_account = ending.icb_bank_account()
+    opening = _balance_before(bank_account, start)
+    CashAccount.objects.get_or_create(
+        account=bank_account,
+        defaults={
+            "name": "ICB personal health budgets account (NatWest)",
+            "source": StatementSource.CSV,
+            "csv_mapping": mapping,
+            "reconcile_from": start,
+            "opening_balance": opening,
+        },
+    )
+    stripe_account = stripe_balance_account()
+    CashAccount.objects.get_or_create(
+        account=stripe_account,
+        defaults={
+            "name": "Stripe (card payments)",
+            "source": StatementSource.STRIPE,
+            "reconcile_from": start,
+            "opening_balance": _balance_before(stripe_account, start),
+        },
+    )
+    moves = Transfer.objects.filter(
+        models.Q(debit_account=bank_account) | models.Q(credit_account=bank_account),
+        effective_date__gte=start,
+        effective_date__lte=today,
+        phase="posted",
+    ).order_by("effective_date", "id")
+    lines: dict[tuple, list] = {}  # one bank line per payment run, one per other movement
+    for move in moves:
+        signed = move.amount if move.debit_account_id == bank_account.pk else -move.amount
+        run = move.code == "bacs_payment"
+        key = (move.effective_date, move.reference) if run else (move.effective_date, move.pk)
+        text = "BACS PAYMENT FILE" if run else "FASTER PAYMENT " + move.description[:40].upper()
+        lines.setdefault(key, [move.effective_date, text, move.reference if run else "", 0])[3] += signed
+    rows = sorted(lines.values(), key=lambda row: row[0])
+    rows.append([today, "SERVICE CHARGE", "", -rng.choice([450, 750, 1250])])
+    STATEMENT_DIR.mkdir(parents=True, exist_ok=True)
+    balance = opening
+    with demo_statement_path(today).open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Date", "Type", "Description", "Reference", "Value", "Balance"])
+        for day, text, reference, amount in rows:
+            balance += amount
+            kind = "BAC" if text.startswith("BACS") else ("CHG" if amount < 0 and not reference else "TFR")
+            writer.writerow([f"{day:%d/%m/%Y}", kind, text, reference, f"{amount / 100:.2f}", f"{balance / 100:.2f}"])
+
+
+def _balance_before(account, day: datetime.date) -> int:
+    sums = Transfer.objects.filter(effective_date__lt=day, phase="posted").aggregate(
+        debits=models.Sum("amount", filter=models.Q(debit_account=account), default=0),
+        credits=models.Sum("amount", filter=models.Q(credit_account=account), default=0),
+    )
+    return sums["debits"] - sums["credits"]
 
 
 # A one-line stand-in for a scanned bank statement: the demo's returns need some evidence attached.
@@ -251,7 +338,16 @@ def set_up_and_pay(plan, *, start, today, rng, finance, manager, pay: bool) -> N
     )
     if not pay:
         return
-    for payment in ScheduledPayment.objects.filter(budget=budget, status=PaymentStatus.DUE, due_on__lte=today):
+    # Earlier months were paid before reconciliation began; this month's go through payment runs, so the bank
+    # statement the demo writes has runs to match (seed_reconciliation).
+    due = ScheduledPayment.objects.filter(budget=budget, status=PaymentStatus.DUE, due_on__lte=today)
+    for payment in due.filter(due_on__lt=today.replace(day=1)):
+        services.scheduled_payment_pay(payment=payment, acting_user=finance)
+    if due.exists():
+        run, _left_out = payment_runs.payment_run_create(run_date=today, acting_user=finance)
+        payment_runs.payment_run_approve(run=run, acting_user=manager)
+        payment_runs.payment_run_post(run=run, acting_user=finance)
+    for payment in due.all():  # no bank details yet: paid by hand, as finance would
         services.scheduled_payment_pay(payment=payment, acting_user=finance)
     spend_the_payments(budget, rng=rng, today=today, recorder=plan.person.user or finance)
     # The provider invoices each elapsed four weeks of the notional line, a little under the order.

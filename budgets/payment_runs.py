@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from brokerage.models import PlanStatus
 from budgets import bacs, payments
+from budgets.cash import run_item_cash_out
 from budgets.dp_invoices import dp_invoice_settle
 from budgets.invoices import invoice_pay
 from budgets.models import (
@@ -155,10 +156,13 @@ def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
     run.refresh_from_db()
     if run.status == RunStatus.DRAFT:
         raise BudgetError("Approve the payment run before paying it")
-    items = run.items.filter(paid_at__isnull=True).select_related("scheduled_payment", "invoice", "dp_invoice")
+    items = run.items.filter(paid_at__isnull=True).select_related("run", "scheduled_payment", "invoice", "dp_invoice")
     for item in items:
-        if item.method == PayoutMethod.CONNECT and not _send_transfer(item):
-            continue
+        transfer_id = item.gateway_transfer_id
+        if item.method == PayoutMethod.CONNECT:
+            transfer_id = _send_transfer(item)
+            if transfer_id is None:
+                continue
         with transaction.atomic():
             if item.invoice_id:
                 invoice_pay(invoice=item.invoice, acting_user=acting_user)
@@ -166,6 +170,7 @@ def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
                 dp_invoice_settle(invoice=item.dp_invoice, acting_user=acting_user)
             else:
                 scheduled_payment_pay(payment=item.scheduled_payment, acting_user=acting_user)
+            run_item_cash_out(item=item, gateway_transfer_id=transfer_id, acting_user=acting_user)
             PaymentRunItem.objects.filter(pk=item.pk).update(paid_at=timezone.now(), failure="")
     if not run.items.filter(paid_at__isnull=True).exists():
         PaymentRun.objects.filter(pk=run.pk, status=RunStatus.APPROVED).update(
@@ -175,7 +180,8 @@ def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
     return run
 
 
-def _send_transfer(item: PaymentRunItem) -> bool:
+def _send_transfer(item: PaymentRunItem) -> str | None:
+    """The Connect transfer's id, or None when the gateway refused it (the item keeps the reason)."""
     try:
         transfer = payments.gateway().transfer(
             destination_account=item.connect_account,
@@ -185,9 +191,9 @@ def _send_transfer(item: PaymentRunItem) -> bool:
         )
     except payments.GatewayError as exc:
         PaymentRunItem.objects.filter(pk=item.pk).update(failure=str(exc)[:500])
-        return False
+        return None
     PaymentRunItem.objects.filter(pk=item.pk).update(gateway_transfer_id=transfer.id)
-    return True
+    return transfer.id
 
 
 def _credits(run: PaymentRun) -> list[bacs.Credit]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import hmac
 import itertools
@@ -60,6 +61,34 @@ class Transfer:
     destination: str
     amount_pence: int
     metadata: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class BalanceTransaction:
+    """One movement on the Stripe balance: a charge, refund, Connect transfer, payout, fee or adjustment."""
+
+    id: str
+    created: datetime.datetime
+    type: str
+    amount_pence: int  # signed and gross: money onto the balance is positive
+    fee_pence: int
+    currency: str
+    description: str
+    source: str  # ch_, re_, tr_, po_ ... as Stripe gives it
+    payment_intent_id: str = ""  # for charges and refunds
+
+
+@dataclasses.dataclass(frozen=True)
+class Payout:
+    """Money Stripe sends from the balance to the ICB's bank account."""
+
+    id: str
+    created: datetime.datetime
+    arrival_date: datetime.date
+    amount_pence: int
+    currency: str
+    status: str  # pending, in_transit, paid, failed, canceled
+    balance_transaction_id: str
 
 
 # --- Errors ----------------------------------------------------------------------------------------------------
@@ -156,6 +185,12 @@ class PaymentsGateway(Protocol):
     ) -> Transfer: ...
 
     def construct_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]: ...
+
+    def balance_transactions(
+        self, *, since: datetime.datetime, until: datetime.datetime
+    ) -> list[BalanceTransaction]: ...
+
+    def payouts(self, *, since: datetime.datetime, until: datetime.datetime) -> list[Payout]: ...
 
 
 # --- Webhook signatures (shared by both adapters) ---------------------------------------------------------------
@@ -290,6 +325,85 @@ class StripeGateway:
     def construct_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
         return verify_event(payload, signature_header, self._webhook_secret or settings.STRIPE_WEBHOOK_SECRET)
 
+    def balance_transactions(self, *, since: datetime.datetime, until: datetime.datetime) -> list[BalanceTransaction]:
+        params: dict[str, Any] = {}
+        if not self.local:  # localstripe takes neither filters nor expansions; its lists are newest first too
+            params = {"created": _created(since, until), "expand": ["data.source"]}
+        found = []
+        with _stripe_errors():
+            for obj in self._newest_first(self._client.v1.balance_transactions.list, params, since):
+                if obj["created"] < until.timestamp():
+                    found.append(self._balance_transaction(obj))
+        return found
+
+    def payouts(self, *, since: datetime.datetime, until: datetime.datetime) -> list[Payout]:
+        params = {} if self.local else {"created": _created(since, until)}
+        found = []
+        with _stripe_errors():
+            for obj in self._newest_first(self._client.v1.payouts.list, params, since):
+                if obj["created"] < until.timestamp():
+                    found.append(
+                        Payout(
+                            id=obj["id"],
+                            created=_utc(obj["created"]),
+                            arrival_date=_utc(obj.get("arrival_date") or obj["created"]).date(),
+                            amount_pence=obj["amount"],
+                            currency=str(obj.get("currency", "")).lower(),
+                            status=obj.get("status", ""),
+                            balance_transaction_id=_id_of(obj.get("balance_transaction")),
+                        )
+                    )
+        return found
+
+    def _newest_first(self, list_call, params: dict[str, Any], since: datetime.datetime) -> Iterator[dict[str, Any]]:
+        """Page through a Stripe list (newest first) until objects are older than `since`."""
+        after = None
+        while True:
+            page = list_call({**params, "limit": 100, **({"starting_after": after} if after else {})}).to_dict()
+            for obj in page.get("data", []):
+                if obj["created"] < since.timestamp():
+                    return
+                yield obj
+            if not page.get("has_more") or not page.get("data"):
+                return
+            after = page["data"][-1]["id"]
+
+    def _balance_transaction(self, obj: dict[str, Any]) -> BalanceTransaction:
+        source = obj.get("source")
+        intent = ""
+        if isinstance(source, dict):
+            intent = _id_of(source.get("payment_intent"))
+            source = source.get("id", "")
+        elif self.local and isinstance(source, str) and source.startswith(("ch_", "re_")):
+            api = self._client.v1.charges if source.startswith("ch_") else self._client.v1.refunds
+            intent = _id_of(api.retrieve(source).to_dict().get("payment_intent"))
+        return BalanceTransaction(
+            id=obj["id"],
+            created=_utc(obj["created"]),
+            type=obj.get("type", ""),
+            amount_pence=obj["amount"],
+            fee_pence=obj.get("fee") or 0,
+            currency=str(obj.get("currency", "")).lower(),
+            description=obj.get("description") or "",
+            source=source or "",
+            payment_intent_id=intent,
+        )
+
+
+def _created(since: datetime.datetime, until: datetime.datetime) -> dict[str, int]:
+    return {"gte": int(since.timestamp()), "lt": int(until.timestamp())}
+
+
+def _utc(timestamp: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+
+
+def _id_of(value: Any) -> str:
+    """Stripe gives a related object as its id, or as the object itself when expanded."""
+    if isinstance(value, dict):
+        return str(value.get("id", ""))
+    return str(value or "")
+
 
 def _options(idempotency_key: str) -> Any:
     if not idempotency_key:
@@ -366,6 +480,8 @@ class FakeGateway:
             self.refunds: list[Refund] = []
             self.transfers: list[Transfer] = []
             self.events: list[dict[str, Any]] = []
+            self.movements: list[BalanceTransaction] = []
+            self.payout_list: list[Payout] = []
             self._replies: dict[str, tuple[str, Any]] = {}
             self._failures: list[PaymentError] = []
             self._ids = itertools.count(1)
@@ -418,6 +534,14 @@ class FakeGateway:
     def construct_event(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
         return verify_event(payload, signature_header, self._secret())
 
+    def balance_transactions(self, *, since: datetime.datetime, until: datetime.datetime) -> list[BalanceTransaction]:
+        with self._lock:
+            return [m for m in self.movements if since <= m.created < until]
+
+    def payouts(self, *, since: datetime.datetime, until: datetime.datetime) -> list[Payout]:
+        with self._lock:
+            return [p for p in self.payout_list if since <= p.created < until]
+
     # Test helpers.
 
     def confirm(self, intent_id: str, payment_method: str = "pm_card_visa") -> Intent:
@@ -427,6 +551,24 @@ class FakeGateway:
             if intent.status not in ("requires_payment_method", "requires_confirmation"):
                 raise GatewayError(refused(f"This PaymentIntent's status is {intent.status}"), code="unexpected_state")
             return self._charge(intent, payment_method)
+
+    def payout(self, amount_pence: int, *, status: str = "paid", days_to_arrive: int = 2) -> Payout:
+        """What Stripe's payout schedule does: send money from the balance to the ICB's bank."""
+        _check_amount(amount_pence)
+        with self._lock:
+            created = _now()
+            movement = self._move("payout", -amount_pence, 0, self._next_id("po"), "STRIPE PAYOUT")
+            payout = Payout(
+                id=movement.source,
+                created=created,
+                arrival_date=(created + datetime.timedelta(days=days_to_arrive)).date(),
+                amount_pence=amount_pence,
+                currency=CURRENCY,
+                status=status,
+                balance_transaction_id=movement.id,
+            )
+            self.payout_list.append(payout)
+            return payout
 
     def signed(self, event: dict[str, Any]) -> tuple[bytes, str]:
         """A webhook body and Stripe-Signature header for `event`, signed with the webhook secret."""
@@ -490,8 +632,26 @@ class FakeGateway:
                 decline_message(code), code=code, detail="Your card was declined.", intent_id=intent.id
             )
         intent = self._save(intent, status="succeeded")
+        self._move("charge", intent.amount_pence, uk_card_fee(intent.amount_pence), self._next_id("ch"), "", intent.id)
         self._event("payment_intent.succeeded", intent)
         return intent
+
+    def _move(
+        self, kind: str, amount_pence: int, fee_pence: int, source: str, description: str, intent_id: str = ""
+    ) -> BalanceTransaction:
+        movement = BalanceTransaction(
+            id=self._next_id("txn"),
+            created=_now(),
+            type=kind,
+            amount_pence=amount_pence,
+            fee_pence=fee_pence,
+            currency=CURRENCY,
+            description=description,
+            source=source,
+            payment_intent_id=intent_id,
+        )
+        self.movements.append(movement)
+        return movement
 
     def _save(self, intent: Intent, **changes: Any) -> Intent:
         intent = dataclasses.replace(intent, **changes)
@@ -513,6 +673,7 @@ class FakeGateway:
             id=self._next_id("re"), payment_intent_id=intent_id, amount_pence=amount_pence, status="succeeded"
         )
         self.refunds.append(refund)
+        self._move("refund", -amount_pence, 0, refund.id, "REFUND FOR CHARGE", intent_id)
         return refund
 
     def _transfer(self, destination: str, amount_pence: int, metadata: dict[str, str]) -> Transfer:
@@ -527,6 +688,7 @@ class FakeGateway:
             metadata={str(key): str(value) for key, value in metadata.items()},
         )
         self.transfers.append(transfer)
+        self._move("transfer", -amount_pence, 0, transfer.id, f"Connect transfer to {destination}")
         return transfer
 
     def _event(self, event_type: str, intent: Intent) -> None:
@@ -554,6 +716,15 @@ class FakeGateway:
 def _check_amount(amount_pence: int) -> None:
     if not isinstance(amount_pence, int) or isinstance(amount_pence, bool) or amount_pence < 1:
         raise GatewayError(refused("The amount must be a whole number of pence, at least 1p."), code="amount_too_small")
+
+
+def uk_card_fee(amount_pence: int) -> int:
+    """Stripe's standard fee for UK cards, 1.5% + 20p, so the fake's statements carry fees as Stripe's do."""
+    return (amount_pence * 15 + 500) // 1000 + 20
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(time.time(), tz=datetime.UTC)
 
 
 def _pounds(pence: int) -> str:

@@ -37,12 +37,13 @@ urlpatterns = [
 ]
 
 # --- Card payments and Stripe's webhook (budgets/card_views.py, budgets/webhooks.py) -----------------------------
-from budgets import card_views, webhooks  # noqa: E402 - kept in its own block so the list above stays untouched
+from budgets import card_views, cash_views, webhooks  # noqa: E402 - kept in its own block so the list above stays untouched
 
 urlpatterns += [
     path("my/budgets/<int:pk>/pay-by-card/", card_views.card_pay, name="card-pay"),
     path("my/budgets/<int:pk>/card-payments/<int:payment_pk>/", card_views.card_payment, name="card-payment"),
     path("finance/card-payments/", card_views.finance_card_payments, name="card-payments"),
+    path("finance/stripe/<int:pk>/fetch/", cash_views.stripe_import, name="stripe-import"),
     path("webhooks/stripe/", webhooks.stripe_webhook, name="stripe-webhook"),
 ]
 # --- end card payments ---------------------------------------------------------------------------------------------
@@ -75,3 +76,14 @@ urlpatterns += [
     path("budgets/<int:pk>/letters/<int:letter_pk>/letter.pdf", ending_views.letter_pdf, name="letter-pdf"),
 ]
 # --- end ending ----------------------------------------------------------------------------------------------------
+
+# --- Finance reports (budgets/report_views.py): the quarterly PHB return and recharges between funders ------------
+from budgets import report_views  # noqa: E402 - kept in its own block so the lists above stay untouched
+
+urlpatterns += [
+    path("finance/reports/phb-return/", report_views.phb_return, name="phb-return"),
+    path("finance/reports/phb-return/phb-return.csv", report_views.phb_return_csv, name="phb-return-csv"),
+    path("finance/reports/recharges/", report_views.recharges, name="recharges"),
+    path("finance/reports/recharges/recharges.csv", report_views.recharges_csv, name="recharges-csv"),
+]
+# --- end finance reports -------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ under var/pgdata, whose data persists between runs, and stops it cleanly on exit
 
 from __future__ import annotations
 
+import datetime
 import os
 import secrets
 import signal
@@ -98,6 +99,11 @@ def print_banner() -> None:
     print(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
     for role, email in sign_ins():
         print(f"  {role:<{width}}  {email}")
+    from budgets.demo import demo_statement_path
+
+    statement = demo_statement_path(datetime.date.today())
+    if statement.exists():
+        print(f"\nThis month's bank statement, to import under Reconciliation: {statement.relative_to(BASE_DIR)}")
     print(flush=True)
 
 

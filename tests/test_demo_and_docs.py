@@ -2,11 +2,13 @@
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from accounts.demo import DEMO_USERS, demo_email
 from accounts.models import User
 from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus
+from budgets import demo as budget_demo
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
@@ -19,6 +21,9 @@ from budgets.models import (
     StopDecision,
     Suspension,
 )
+from ledger import matching, reconciliation
+from ledger.models import Account, CashAccount
+from ledger.statements_import import statement_import
 from ledger.verification import ledger_verify
 from providers.models import Provider
 from tests.factories import user_with_role
@@ -26,7 +31,8 @@ from tests.factories import user_with_role
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys):
+def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(budget_demo, "STATEMENT_DIR", tmp_path)
     call_command("seed_demo", "--people", "14")
     assert {u.email for u in User.objects.all()} >= {demo_email(local) for _, local, _, _ in DEMO_USERS}
     assert set(CarePlan.objects.values_list("status", flat=True)) == set(PlanStatus)
@@ -51,10 +57,34 @@ def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys):
     # Monitoring and endings: reviews, returns, a suspension, stops, a closing, recoveries and a reduction notice.
     assert Review.objects.exists() and DirectPaymentReturn.objects.exists() and Suspension.objects.exists()
     assert StopDecision.objects.exists() and Recovery.objects.exists() and ReductionNotice.objects.exists()
+    demo_bank_statement_reconciles()
     plans_before = CarePlan.objects.count()
     call_command("seed_demo", "--people", "14")  # a second run adds nothing twice
     assert CarePlan.objects.count() == plans_before
     assert User.objects.get(email=demo_email("patient")).person.plans.exists()
+
+
+def demo_bank_statement_reconciles() -> None:
+    """This month's bank statement, as the demo writes it, imports; everything but the bank's service charge
+    matches automatically; the charge is recorded from its line; the account then reconciles."""
+    today = timezone.localdate()
+    finance = User.objects.filter(role_memberships__role=Role.FINANCE_OFFICER).first()
+    bank = CashAccount.objects.get(account__code="icb:bank")
+    data = budget_demo.demo_statement_path(today).read_bytes()
+    record = statement_import(cash_account=bank, filename="natwest.csv", data=data, acting_user=finance)
+    assert record.lines_added >= 2 and data.startswith(b"\xef\xbb\xbf")
+    matching.auto_match(bank)
+    [charge] = matching.unmatched_lines(bank)
+    assert charge.description == "SERVICE CHARGE" and charge.amount < 0
+    matching.transfer_from_line(
+        line=charge,
+        other_account_id=Account.objects.get(code="icb:bank-charges").pk,
+        code="bank_charge",
+        reason="NatWest's monthly service charge",
+        acting_user=finance,
+    )
+    assert reconciliation.report(bank, today).reconciled
+    assert reconciliation.report(CashAccount.objects.get(source="stripe"), today).reconciled
 
 
 def test_graph_transitions_draws_every_state(capsys):
