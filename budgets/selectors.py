@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from brokerage import selectors as plan_selectors
-from budgets.models import Budget, BudgetAccount, PaymentKind, ScheduledPayment
+from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, ScheduledPayment
 from ledger.models import Account
 
 
@@ -32,19 +33,26 @@ def budget_for(*, user, pk: int) -> Budget:
     return Budget.objects.select_related("plan__person").get(pk=pk, plan__in=plans)
 
 
+def _line_figures(line: BudgetLine) -> LineFigures:
+    return LineFigures(
+        description=line.plan_line.description,
+        management_type=line.plan_line.get_management_type_display().split(" (")[0],
+        planned=line.annual_pence,
+        committed=line.spend_account.debits_pending - line.spend_account.credits_pending,
+        spent=line.spend_account.posted_balance,
+        account_code=line.spend_account.code,
+    )
+
+
 def line_figures(budget: Budget) -> list[LineFigures]:
-    lines = budget.lines.select_related("plan_line", "spend_account")
-    return [
-        LineFigures(
-            description=line.plan_line.description,
-            management_type=line.plan_line.get_management_type_display().split(" (")[0],
-            planned=line.annual_pence,
-            committed=line.spend_account.debits_pending - line.spend_account.credits_pending,
-            spent=line.spend_account.posted_balance,
-            account_code=line.spend_account.code,
-        )
-        for line in lines
-    ]
+    return [_line_figures(line) for line in budget.lines.select_related("plan_line", "spend_account")]
+
+
+def line_figures_all() -> Iterator[tuple[Budget, LineFigures]]:
+    """Every budget's lines with the figures its budget page shows, in one streamed query (finance exports)."""
+    lines = BudgetLine.objects.select_related("budget__plan", "plan_line", "spend_account").order_by("budget_id", "id")
+    for line in lines.iterator(chunk_size=1_000):
+        yield line.budget, _line_figures(line)
 
 
 def budget_accounts(budget: Budget) -> list[tuple[str, Account]]:

@@ -77,6 +77,15 @@ urlpatterns += [
 ]
 # --- end ending ----------------------------------------------------------------------------------------------------
 
+# --- Finance exports (budgets/export_views.py): spend by plan line, for every budget or one, as CSV or Excel ------
+from budgets import export_views  # noqa: E402 - kept in its own block so the lists above stay untouched
+
+urlpatterns += [
+    path("finance/exports/budget-spend.<str:fmt>", export_views.spend_all_export, name="spend-export"),
+    path("budgets/<int:pk>/spend.<str:fmt>", export_views.spend_export, name="budget-spend-export"),
+]
+# --- end finance exports -------------------------------------------------------------------------------------------
+
 # --- Finance reports (budgets/report_views.py): the quarterly PHB return and recharges between funders ------------
 from budgets import report_views  # noqa: E402 - kept in its own block so the lists above stay untouched
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterator
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -165,3 +166,53 @@ def trial_balance(*, as_at: datetime.date | None = None) -> TrialBalance:
         net = debit - credit
         rows.append(TrialBalanceRow(account=account, debit=max(net, 0), credit=max(-net, 0)))
     return TrialBalance(as_at=as_at, rows=rows)
+
+
+# --- exports (issue 8) ---------------------------------------------------------------------------------------------
+
+
+def account_statement_lines(
+    *, account: Account, start: datetime.date, end: datetime.date
+) -> tuple[int, Iterator[StatementLine]]:
+    """The opening balance and every line of a statement (not one page), with the same running balance as
+    `account_statement`. The lines come through a server-side cursor, so a long export never holds them all."""
+    signed = _signed(account)
+    params = {"account": account.pk, "start": start, "end": end}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(sum({signed}), 0) FROM ({_MOVES_SQL}) moves WHERE effective_date < %(start)s", params
+        )
+        opening = int(cursor.fetchone()[0])
+
+    def lines() -> Iterator[StatementLine]:
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(
+                "SELECT id, effective_date, idempotency_key, code, reference, description, debit, credit, "
+                f"%(opening)s + sum({signed}) OVER (ORDER BY effective_date, id) AS balance "
+                f"FROM ({_MOVES_SQL}) moves WHERE effective_date BETWEEN %(start)s AND %(end)s "
+                "ORDER BY effective_date, id",
+                {**params, "opening": opening},
+            )
+            while rows := cursor.fetchmany(2_000):
+                yield from (StatementLine(*row) for row in rows)
+
+    return opening, lines()
+
+
+def transfers_between(*, start: datetime.date, end: datetime.date) -> QuerySet:
+    """Every transfer dated between two dates, in any phase, oldest first, as flat rows for an export."""
+    return (
+        Transfer.objects.filter(effective_date__range=(start, end))
+        .order_by("effective_date", "id")
+        .values_list(
+            "id",
+            "effective_date",
+            "code",
+            "debit_account__code",
+            "credit_account__code",
+            "amount",
+            "reference",
+            "description",
+            "phase",
+        )
+    )

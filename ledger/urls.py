@@ -19,6 +19,12 @@ urlpatterns = [
     path("accounts/<int:pk>/", views.account_statement, name="account-statement"),
     path("trial-balance/", views.trial_balance, name="trial-balance"),
     path("trial-balance.csv", views.trial_balance_csv, name="trial-balance-csv"),
+    # --- exports (issue 8): CSV or Excel, one table definition each ---
+    path("trial-balance.xlsx", views.trial_balance_export, {"fmt": "xlsx"}, name="trial-balance-xlsx"),
+    path("accounts/<int:pk>/statement.<str:fmt>", views.statement_export, name="statement-export"),
+    path("exports/", views.exports, name="exports"),
+    path("exports/transfers.<str:fmt>", views.transfers_export, name="transfers-export"),
+    # --- end exports ---
     # --- reconciliation (issue 8) ---
     path("reconcile/", reconciliation_views.cash_accounts, name="reconcile"),
     path("reconcile/<int:pk>/", reconciliation_views.cash_account, name="reconcile-account"),

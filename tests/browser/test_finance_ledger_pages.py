@@ -41,9 +41,26 @@ def test_finance_officer_reads_accounts_statement_and_trial_balance(live_server,
     expect(page.get_by_role("row", name=re.compile("^Total"))).to_contain_text("£500.00")
     assert_accessible(page)
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download as CSV").click()
+        page.get_by_role("link", name="Download CSV of this trial balance").click()
     assert download.value.suggested_filename.startswith("trial-balance-")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download Excel (XLSX) of this trial balance").click()
+    assert download.value.suggested_filename.endswith(".xlsx")
 
     page.set_viewport_size({"width": 320, "height": 640})
     page.reload()
+    assert_no_horizontal_scroll(page)
+
+    page.get_by_role("link", name="Other exports: transfers and budget spend by plan line").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Finance exports")
+    assert_accessible(page)
+    page.get_by_label("From", exact=True).fill("2026-10-01")
+    page.get_by_label("To", exact=True).fill("2026-10-31")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download Excel (XLSX)").click()
+    assert download.value.suggested_filename == "transfers-2026-10-01-to-2026-10-31.xlsx"
+    page.get_by_label("To", exact=True).fill("2026-09-01")
+    page.get_by_role("button", name="Download CSV").click()
+    expect(page.locator(".nhsuk-error-summary")).to_contain_text("The end date must be the same as or after")
+    assert_accessible(page)
     assert_no_horizontal_scroll(page)

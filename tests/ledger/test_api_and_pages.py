@@ -160,7 +160,7 @@ def test_finance_pages_show_balances_statement_and_a_csv_that_balances(finance_c
     csv_response = finance_client.get(reverse("ledger:trial-balance-csv"))
     text = csv_response.content.decode("utf-8")
     assert text.startswith("\ufeff") and csv_response["Content-Type"].startswith("text/csv")
-    assert text.strip().splitlines()[-1] == "TOTAL,,,10000,10000"
+    assert text.strip().splitlines()[-1] == "TOTAL,,,100.00,100.00"  # pounds, as every export
     bad = finance_client.get(reverse("ledger:trial-balance"), {"as_at": "31/13/2026"}).content.decode()
     assert "Enter a real date" in bad and "nhsuk-error-summary" in bad
 
