@@ -50,7 +50,8 @@ SELECT t.id, t.effective_date, {sign} t.amount, t.reference, coalesce(t.group_ke
   FROM ledger_transfer t
  WHERE t.{side}_account_id = %(account)s AND t.phase IN ('posted', 'post_pending')
    AND t.effective_date BETWEEN %(start)s AND %(end)s
-   AND NOT EXISTS (SELECT 1 FROM ledger_matchedtransfer m WHERE m.transfer_id = t.id AND m.active)
+   AND NOT EXISTS (SELECT 1 FROM ledger_matchedtransfer m
+                    WHERE m.transfer_id = t.id AND m.cash_account_id = %(cash)s AND m.active)
 """
 
 
@@ -59,6 +60,7 @@ def unmatched_transfers(
 ) -> list[Candidate]:
     params = {
         "account": cash_account.account_id,
+        "cash": cash_account.pk,
         "start": max(start or cash_account.reconcile_from, cash_account.reconcile_from),
         "end": end or datetime.date.max,
     }
@@ -94,7 +96,7 @@ def auto_match(cash_account: CashAccount) -> dict[str, int]:
         index = _amount_index(candidates)
         remaining = _by_group(remaining, candidates, window, taken, found, index)
         _by_amount(remaining, index, window, taken, found)
-        _record(found, automatic=True, user=None)
+        _record(found, cash_account_id=cash_account.pk, automatic=True, user=None)
     counts = {"reference": 0, "group": 0, "amount_date": 0}
     for _line, rule, _ids in found:
         counts[rule] += 1
@@ -184,7 +186,7 @@ def _by_amount(lines, index, window, taken, found):
             found.append((line_id, "amount_date", [free[0].id]))
 
 
-def _record(found: list[tuple[int, str, list[int]]], *, automatic: bool, user) -> list[Match]:
+def _record(found: list[tuple[int, str, list[int]]], *, cash_account_id: int, automatic: bool, user) -> list[Match]:
     now = timezone.now()
     matches = Match.objects.bulk_create(
         [
@@ -195,7 +197,7 @@ def _record(found: list[tuple[int, str, list[int]]], *, automatic: bool, user) -
     )
     MatchedTransfer.objects.bulk_create(
         [
-            MatchedTransfer(match_id=match.pk, transfer_id=transfer_id)
+            MatchedTransfer(match_id=match.pk, transfer_id=transfer_id, cash_account_id=cash_account_id)
             for match, (_line, _rule, ids) in zip(matches, found, strict=True)
             for transfer_id in ids
         ],
@@ -240,7 +242,9 @@ def match_by_hand(*, line: StatementLine, transfer_ids: list[int], acting_user) 
         total = sum(c.amount for c in free.values())
         if total != line.amount:
             raise MatchError(f"The transfers add up to {total / 100:,.2f}, not the line's {line.amount / 100:,.2f}")
-        return _record([(line.pk, "", sorted(free))], automatic=False, user=acting_user)[0]
+        return _record(
+            [(line.pk, "", sorted(free))], cash_account_id=cash_account.pk, automatic=False, user=acting_user
+        )[0]
 
 
 def unmatch(*, match: Match, acting_user) -> Match:

@@ -356,11 +356,15 @@ class Match(models.Model):
 class MatchedTransfer(models.Model):
     match = models.ForeignKey(Match, on_delete=models.PROTECT, related_name="links")
     transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    # A transfer between two cash accounts (a Stripe payout to the bank) is matched once on each statement.
+    cash_account = models.ForeignKey(CashAccount, on_delete=models.PROTECT, related_name="+", db_index=False)
     active = models.BooleanField(default=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["transfer"], condition=Q(active=True), name="matched_transfer_once"),
+            models.UniqueConstraint(
+                fields=["cash_account", "transfer"], condition=Q(active=True), name="matched_transfer_once"
+            ),
         ]
         triggers = [pgtrigger.Protect(name="matched_transfer_no_delete", operation=pgtrigger.Delete)]
 

@@ -82,7 +82,7 @@ SELECT t.id, t.effective_date, CASE WHEN t.debit_account_id = %(account)s THEN t
        SELECT 1 FROM ledger_matchedtransfer mt
          JOIN ledger_match m ON m.id = mt.match_id
          JOIN ledger_statementline l ON l.id = m.line_id
-        WHERE mt.transfer_id = t.id AND mt.active AND l.date <= %(end)s)
+        WHERE mt.transfer_id = t.id AND mt.cash_account_id = %(cash)s AND mt.active AND l.date <= %(end)s)
  ORDER BY t.effective_date, t.id
 """
 

@@ -82,6 +82,18 @@ def test_card_payments_refunds_fees_and_a_payout_reconcile_and_importing_again_a
     report = reconciliation.report(account, today)
     assert report.reconciled and report.statement_balance == report.ledger_balance == 0
 
+    # The payout is also a line on the bank's statement: the same transfer matches there too, once.
+    mapping = CsvMapping.objects.create(
+        name="Bank", date_column="Date", description_column="Details", amount_column="Amount", date_format="%Y-%m-%d"
+    )
+    bank = CashAccount.objects.create(
+        account=icb_bank_account(), name="Bank", csv_mapping=mapping, reconcile_from=today - datetime.timedelta(days=7)
+    )
+    csv = f"Date,Details,Amount\n{today.isoformat()},STRIPE PAYMENTS UK,{payout.amount_pence / 100:.2f}\n"
+    statement_import(cash_account=bank, filename="bank.csv", data=csv.encode(), acting_user=crew["finance"])
+    assert matching.auto_match(bank)["amount_date"] == 1
+    assert reconciliation.report(bank, today).reconciled and reconciliation.report(account, today).reconciled
+
     again = cash.stripe_statement_import(
         cash_account=account, start=today - datetime.timedelta(days=3), end=today, acting_user=crew["finance"]
     )
