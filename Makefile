@@ -46,3 +46,17 @@ lint: install-test
 
 graph: install
 	$(PY) manage.py graph_transitions brokerage.CarePlan -o docs/care-plan-states.png
+
+# --- Backups: `make backup [OUT=file]`, `make restore FILE=var/backups/phb-….dump [INTO=dbname]` (scripts/backup.py)
+.PHONY: backup restore
+ifneq ($(filter restore,$(MAKECMDGOALS)),)
+ifndef FILE
+$(error usage: make restore FILE=var/backups/phb-YYYYmmdd-HHMMSS.dump [INTO=new_database_to_check_it_in])
+endif
+endif
+
+backup: install
+	$(PY) scripts/backup.py backup $(if $(OUT),--out "$(OUT)")
+
+restore: install
+	$(PY) scripts/backup.py restore "$(FILE)" $(if $(INTO),--into "$(INTO)")

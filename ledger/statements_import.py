@@ -26,6 +26,9 @@ from ledger.models import CashAccount, CsvMapping, StatementImport, StatementLin
 
 MAX_LINES = 200_000
 MAX_AMOUNT = 10**12
+# Lines dated outside these are refused: year 1 or 9999 overflow the matching window's date arithmetic.
+EARLIEST_DATE, LATEST_DATE = datetime.date(1900, 1, 1), datetime.date(2100, 12, 31)
+NOT_TEXT = "The file has a NUL character in it, so it is not a text export (perhaps UTF-16): export it again as UTF-8"
 REFUSE = "refuse"
 SKIP = "skip"
 
@@ -90,7 +93,12 @@ def pence(text: str | Decimal) -> int:
             raise ValueError(f"'{text.strip()[:40]}' is not an amount of money") from None
         if negative:
             value = -value
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+    if not value.is_finite():
+        raise ValueError(f"'{text}' is not an amount in pounds and pence")
+    # Compared before rounding: quantize() of a huge exponent raises decimal.InvalidOperation, not ValueError.
+    if value.copy_abs() >= MAX_AMOUNT // 100:
+        raise ValueError(f"'{text}' is too large")
+    if value != value.quantize(Decimal("0.01")):
         raise ValueError(f"'{text}' is not an amount in pounds and pence")
     result = int(value * 100)
     if abs(result) >= MAX_AMOUNT:
@@ -100,13 +108,28 @@ def pence(text: str | Decimal) -> int:
 
 def _date(text: str, fmt: str) -> datetime.date:
     try:
-        return datetime.datetime.strptime(text.strip(), fmt).date()
+        day = datetime.datetime.strptime(text.strip(), fmt).date()
     except ValueError:
         example = datetime.date(2026, 10, 31).strftime(fmt)
         raise ValueError(f"'{text.strip()[:40]}' is not a date like {example}") from None
+    return _plausible(day)
+
+
+def _plausible(day: datetime.date) -> datetime.date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"is dated {day.isoformat()}, which cannot be right for a bank statement")
+    return day
+
+
+def _refuse_nul(data: bytes) -> None:
+    # PostgreSQL text cannot hold NUL, and no bank's text export has one.
+    at = data.find(b"\x00")
+    if at >= 0:
+        raise ImportRefused([(data[:at].count(b"\n") + 1, NOT_TEXT)])
 
 
 def _decode(data: bytes) -> str:
+    _refuse_nul(data)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -138,7 +161,10 @@ def parse_csv(data: bytes, mapping: CsvMapping) -> Parsed:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    header = [name.strip() for name in next(reader, [])]
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error as exc:  # e.g. a header past the csv module's field size limit
+        raise ImportRefused([(1, f"The file is not valid CSV ({exc})")]) from None
     if not any(header):
         raise ImportRefused([(0, "The file is empty")])
     wanted = {
@@ -212,15 +238,20 @@ def _csv_line(number: int, row: list[str], positions: dict[str, int], mapping: C
 
 
 def parse_ofx(data: bytes) -> Parsed:
+    from ofxtools.models import CCSTMTRS, STMTRS
     from ofxtools.Parser import OFXTree
 
+    _refuse_nul(data)
     tree = OFXTree()
     try:
         tree.parse(io.BytesIO(data))
         ofx = tree.convert()
-        statements = list(ofx.statements)
+        # Only bank and card statements have bank transactions (ofxtools recurses looking in an investment one).
+        statements = [statement for statement in ofx.statements if isinstance(statement, (STMTRS, CCSTMTRS))]
     except Exception as exc:  # ofxtools raises many kinds; every one means the file cannot be read
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = str(exc).splitlines()[0][:200].rstrip(" :") if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ArithmeticError):  # decimal's own text is "[<class 'decimal.ConversionSyntax'>]"
+            reason = "an amount or balance is not a number"
         raise ImportRefused([(0, f"This is not a complete OFX statement: {reason}")]) from None
     if not statements:
         raise ImportRefused([(0, "The OFX file has no bank statement in it")])
@@ -236,7 +267,7 @@ def parse_ofx(data: bytes) -> Parsed:
                 parsed.lines.append(
                     ParsedLine(
                         line_number=number,
-                        date=trn.dtposted.date(),
+                        date=_plausible(trn.dtposted.date()),
                         amount=amount,
                         description=(trn.name or trn.memo or "")[:300],
                         reference=(trn.refnum or trn.checknum or "")[:200],

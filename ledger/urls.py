@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from ledger import api, reconciliation_views, views
+from ledger import api, reconciliation_views, setup_views, views
 
 app_name = "ledger"
 
@@ -32,5 +32,10 @@ urlpatterns = [
     path("reconcile/<int:pk>/auto-match/", reconciliation_views.auto_match, name="reconcile-auto-match"),
     path("reconcile/lines/<int:pk>/", reconciliation_views.statement_line, name="reconcile-line"),
     path("period-close/", reconciliation_views.period_close, name="period-close"),
+    path("reconcile/add/", setup_views.cash_account_add, name="reconcile-account-add"),
+    path("reconcile/<int:pk>/settings/", setup_views.cash_account_change, name="reconcile-account-change"),
+    path("reconcile/layouts/", setup_views.csv_layouts, name="reconcile-layouts"),
+    path("reconcile/layouts/add/", setup_views.csv_layout_edit, name="reconcile-layout-add"),
+    path("reconcile/layouts/<int:pk>/", setup_views.csv_layout_edit, name="reconcile-layout-change"),
     # --- end reconciliation ---
 ]
