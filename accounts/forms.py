@@ -62,3 +62,29 @@ class QueuedPasswordResetForm(PasswordResetForm):
 
 class NewPasswordForm(SetPasswordForm):
     error_messages = {"password_mismatch": "The passwords do not match. Enter the same password twice."}
+
+
+ENTER_CODE = "Enter the 6-digit security code from your authenticator app"
+CODE_FORMAT = "The security code must be 6 digits, like 123456"
+WRONG_CODE = "The security code is not correct. Enter the code your authenticator app shows now"
+
+
+def code_throttled(seconds: int) -> str:
+    unit = "second" if seconds == 1 else "seconds"
+    return f"You have entered a wrong code too many times. Wait {seconds} {unit}, then enter the new code"
+
+
+class SecurityCodeForm(forms.Form):
+    """One 6-digit code from an authenticator app; spaces (as some apps show it, '123 456') are allowed."""
+
+    code = forms.CharField(
+        label="Security code",
+        max_length=20,
+        error_messages={"required": ENTER_CODE},
+    )
+
+    def clean_code(self) -> str:
+        code = "".join(self.cleaned_data["code"].split())
+        if len(code) != 6 or not code.isascii() or not code.isdigit():
+            raise forms.ValidationError(CODE_FORMAT)
+        return code

@@ -35,3 +35,5 @@ DASHBOARD_PRECEDENCE = [
 FINANCE_ROLES = frozenset({Role.FINANCE_OFFICER, Role.FINANCE_MANAGER})
 PERSON_ROLES = frozenset({Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE})
 STAFF_ROLES = frozenset(Role) - PERSON_ROLES
+# Staff who approve or move money (R8): after their password they must enter a code from an authenticator app.
+MFA_ROLES = frozenset({Role.ICB_APPROVER, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.ADMINISTRATOR})

@@ -1,16 +1,28 @@
-"""Sign-in, sign-out, password reset, the idle-session extension and each role's dashboard."""
+"""Sign-in (with a one-time code for staff who approve or move money), sign-out, password reset, the idle-session
+extension and each role's dashboard."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.forms import NewPasswordForm, QueuedPasswordResetForm, SignInForm
+from accounts import mfa
+from accounts.forms import (
+    WRONG_CODE,
+    NewPasswordForm,
+    QueuedPasswordResetForm,
+    SecurityCodeForm,
+    SignInForm,
+    code_throttled,
+)
 from accounts.roles import Role
 from accounts.selectors import dashboard_for
 
@@ -23,7 +35,15 @@ class SignInView(auth_views.LoginView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["timed_out"] = self.request.GET.get("timed_out") == "1"
+        context["session_ended"] = self.request.GET.get("session_ended") == "1"
+        context["session_hours"] = settings.SESSION_COOKIE_AGE // 3600
         return context
+
+    def get_success_url(self):
+        # Password accepted: staff who approve or move money go on to enter a code (or set up their app) first.
+        if mfa.needs_two_factor(self.request.user):
+            return mfa.next_step_url(self.request.user, self.get_redirect_url())
+        return super().get_success_url()
 
 
 class SignOutView(auth_views.LogoutView):
@@ -77,3 +97,80 @@ def role_dashboard(request: HttpRequest, role: str) -> HttpResponse:
     if role not in Role.values or not request.user.has_perm(f"accounts.view_dashboard_{role}"):
         raise Http404
     return render(request, "accounts/dashboard.jinja", dashboard_for(user=request.user, role=Role(role)))
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Where to go once the code is accepted: the page asked for, if it is on this site; else the dashboard."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return reverse("accounts:dashboard")
+
+
+def _code_refused(request: HttpRequest, form: SecurityCodeForm, check: mfa.CodeCheck) -> HttpResponse | None:
+    """A wrong code: signs out once axes has locked the account (AxesMiddleware then shows the locked page),
+    else puts the reason on the form."""
+    if getattr(request, "axes_locked_out", False):
+        logout(request)
+        return redirect("accounts:sign-in")
+    form.add_error("code", code_throttled(check.wait_seconds) if check.wait_seconds else WRONG_CODE)
+    return None
+
+
+@login_required
+def sign_in_code(request: HttpRequest) -> HttpResponse:
+    """The second step of signing in: the 6-digit code from the person's authenticator app."""
+    user = request.user
+    if not mfa.needs_two_factor(user) or mfa.is_verified(user):
+        return redirect(_next_url(request))
+    device = mfa.confirmed_device(user)
+    if device is None:
+        return redirect(mfa.next_step_url(user, request.GET.get("next", "")))
+    form = SecurityCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        check = mfa.check_code(request, device, form.cleaned_data["code"])
+        if check.ok:
+            mfa.mark_verified(request, device)
+            return redirect(_next_url(request))
+        if (refused := _code_refused(request, form, check)) is not None:
+            return refused
+    return render(
+        request,
+        "accounts/sign_in_code.jinja",
+        {"form": form, "next": request.POST.get("next") or request.GET.get("next", "")},
+    )
+
+
+@login_required
+def two_factor_setup(request: HttpRequest) -> HttpResponse:
+    """Set up an authenticator app: the first time someone who needs a code signs in."""
+    user = request.user
+    if not mfa.needs_two_factor(user):
+        raise Http404
+    if mfa.has_confirmed_device(user):
+        # Replacing an app is for the administrator: otherwise a stolen password would be enough to add a new one.
+        if mfa.is_verified(user):
+            return redirect(_next_url(request))
+        return redirect(mfa.next_step_url(user, request.GET.get("next", "")))
+    device = mfa.unconfirmed_device(user)
+    form = SecurityCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        check = mfa.check_code(request, device, form.cleaned_data["code"])
+        if check.ok:
+            mfa.confirm_device(request, device)
+            messages.success(
+                request, "Your authenticator app is set up. You will need a code from it each time you sign in."
+            )
+            return redirect(_next_url(request))
+        if (refused := _code_refused(request, form, check)) is not None:
+            return refused
+    context = {
+        "form": form,
+        "next": request.POST.get("next") or request.GET.get("next", ""),
+        "secret": mfa.secret_base32(device),
+        "config_url": device.config_url,
+        "qr_code": mfa.qr_code_data_uri(device.config_url),
+    }
+    return render(request, "accounts/two_factor_setup.jinja", context)

@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rules.apps.AutodiscoverRulesConfig",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "csp",
     "pgtrigger",
     "pghistory",
@@ -70,6 +72,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.IdleSessionMiddleware",
+    # Marks request.user verified when this session passed a one-time code; then staff who approve or move money
+    # reach nothing else until they have (accounts/middleware.py).
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.TwoFactorRequiredMiddleware",
     "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -151,6 +157,16 @@ AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.jinja"
 AXES_VERBOSE = False
+
+# Multi-factor authentication (R8): staff who approve or move money (accounts.roles.MFA_ROLES, and anyone who can use
+# the admin site) enter a 6-digit code from an authenticator app (TOTP, django-otp) after their password; the first
+# time, they set the app up. Off only for a local experiment: MFA_REQUIRED=false.
+MFA_REQUIRED = env_bool("MFA_REQUIRED", True)
+OTP_TOTP_ISSUER = SERVICE_NAME  # the name authenticator apps show beside the code
+# Wrong codes wait 1, 2, 4, 8... seconds before the next try (django-otp's throttle, kept on the device), and count
+# towards the axes lockout above like wrong passwords.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin can remove someone's authenticator (to reset it), never read its key
 
 # --- Security headers; all strict unless DEBUG ---------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -99,12 +99,24 @@ def print_banner() -> None:
     print(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
     for role, email in sign_ins():
         print(f"  {role:<{width}}  {email}")
+    print_two_factor_banner()
     from budgets.demo import demo_statement_path
 
     statement = demo_statement_path(datetime.date.today())
     if statement.exists():
         print(f"\nThis month's bank statement, to import under Reconciliation: {statement.relative_to(BASE_DIR)}")
     print(flush=True)
+
+
+def print_two_factor_banner() -> None:
+    from accounts.demo import DEMO_TOTP_SECRET, DEMO_USERS, demo_email
+    from accounts.roles import MFA_ROLES
+
+    money_staff = [role.label for role, _local, _name, _org in DEMO_USERS if role in MFA_ROLES]
+    example = next(demo_email(local) for role, local, _name, _org in DEMO_USERS if role in MFA_ROLES)
+    print(f"\nThese sign-ins also need a 6-digit security code (two-factor): {', '.join(money_staff)}.")
+    print(f"  Add this key to an authenticator app (time based): {DEMO_TOTP_SECRET}")
+    print(f"  or print the current code: .venv/bin/python manage.py demo_code {example}")
 
 
 # --- Card payments: localstripe (config/localstripe_server.py) --------------------------------------------------

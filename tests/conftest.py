@@ -28,6 +28,15 @@ def browser_type_launch_args(browser_type_launch_args):
 
 
 @pytest.fixture
+def client():
+    """pytest-django's client, except that force_login of staff who approve or move money also passes their second
+    factor (tests/mfa.py): the real two-factor middleware runs in every test."""
+    from tests.mfa import TwoFactorClient
+
+    return TwoFactorClient()
+
+
+@pytest.fixture
 def empty_job_queue(django_db_blocker):
     """Procrastinate's tables are not Django-managed, so flushing between tests leaves jobs behind."""
 

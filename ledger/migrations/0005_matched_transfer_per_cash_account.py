@@ -49,6 +49,23 @@ class Migration(migrations.Migration):
             name='cash_account',
             field=models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='ledger.cashaccount'),
         ),
+        # History rows get the same derived value (the line's cash account never changes), so the column can be
+        # required; the append-only guard is lifted for this one statement only.
+        migrations.RunSQL(
+            """
+            ALTER TABLE ledger_matchedtransferevent DISABLE TRIGGER pgtrigger_append_only_0afb7;
+            UPDATE ledger_matchedtransferevent e SET cash_account_id = l.cash_account_id
+              FROM ledger_match m JOIN ledger_statementline l ON l.id = m.line_id
+             WHERE m.id = e.match_id;
+            ALTER TABLE ledger_matchedtransferevent ENABLE TRIGGER pgtrigger_append_only_0afb7;
+            """,
+            migrations.RunSQL.noop,
+        ),
+        migrations.AlterField(
+            model_name='matchedtransferevent',
+            name='cash_account',
+            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='ledger.cashaccount'),
+        ),
         pgtrigger.migrations.AddTrigger(
             model_name='matchedtransfer',
             trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "ledger_matchedtransferevent" ("active", "cash_account_id", "id", "match_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "transfer_id") SELECT new_values."active", new_values."cash_account_id", new_values."id", new_values."match_id", _pgh_attached_context.value, NOW(), \'insert\', new_values."id", new_values."transfer_id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;', hash='91333e94d20b2f080c25185746127832fa4b746a', level='STATEMENT', operation='INSERT', pgid='pgtrigger_insert_insert_4ea71', referencing='REFERENCING NEW TABLE AS new_values ', table='ledger_matchedtransfer', when='AFTER')),

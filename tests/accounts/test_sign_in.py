@@ -6,15 +6,24 @@ import pytest
 from django.urls import reverse
 
 from accounts.forms import ENTER_EMAIL, ENTER_PASSWORD, SIGN_IN_FAILED
+from accounts.mfa import needs_two_factor
 from accounts.middleware import LAST_SEEN_KEY
+from accounts.models import User
 from accounts.roles import Role
 from tests.factories import TEST_PASSWORD, UserFactory, user_with_role
+from tests.mfa import authenticator_for, current_code
 
 pytestmark = pytest.mark.django_db
 
 
 def sign_in(client, email, password=TEST_PASSWORD):
-    return client.post(reverse("accounts:sign-in"), {"username": email, "password": password})
+    """The password; then, for staff who approve or move money, the code from their authenticator app."""
+    user = User.objects.filter(email__iexact=email).first()
+    device = authenticator_for(user) if user is not None and needs_two_factor(user) else None
+    response = client.post(reverse("accounts:sign-in"), {"username": email, "password": password})
+    if device is not None and response.get("Location", "").startswith(reverse("accounts:sign-in-code")):
+        response = client.post(response["Location"], {"code": current_code(device)})
+    return response
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -5,18 +5,29 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from accounts.mfa import needs_two_factor
+from accounts.models import User
 from accounts.roles import Role
 from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll, axe_violations
 from tests.factories import TEST_PASSWORD, user_with_role
+from tests.mfa import authenticator_for, current_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+CODE_PAGE = re.compile(r"/sign-in/code/(\?|$)")
 
 
 def sign_in(page: Page, base_url: str, email: str, password: str = TEST_PASSWORD) -> None:
+    """Email and password; then, for staff who approve or move money, the code their authenticator app shows (the
+    app set up on an earlier visit: tests/mfa.py), typed into the code page."""
+    user = User.objects.filter(email__iexact=email).first()
+    device = authenticator_for(user) if user is not None and needs_two_factor(user) else None
     page.goto(base_url + "/sign-in/")
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
+    if device is not None and CODE_PAGE.search(page.url):
+        page.get_by_label("Security code").fill(current_code(device))
+        page.get_by_role("button", name="Continue").click()
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -53,6 +64,7 @@ def test_error_summary_links_move_focus_to_the_field(live_server, page: Page):
 
 def test_keyboard_alone_skip_link_then_sign_in(live_server, page: Page):
     user = user_with_role(Role.FINANCE_OFFICER)
+    device = authenticator_for(user)
     page.goto(live_server.url + "/sign-in/")
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to main content")
@@ -67,7 +79,15 @@ def test_keyboard_alone_skip_link_then_sign_in(live_server, page: Page):
     page.keyboard.press("Tab")
     page.keyboard.type(TEST_PASSWORD)
     page.keyboard.press("Enter")
-    # The browser keeps the skip link's #maincontent across the redirect.
+    # A finance officer enters the code from their authenticator app: tab to the field, type, Enter.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your security code")
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "id_code":
+            break
+    page.keyboard.type(current_code(device))
+    page.keyboard.press("Enter")
+    # The browser keeps the skip link's #maincontent across the redirects.
     expect(page).to_have_url(re.compile(r"/dashboard/finance_officer/(#maincontent)?$"))
 
 
