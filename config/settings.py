@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.access_log.AccessDenialLogMiddleware",  # every 403/404 to a signed-in user, every API refusal
     "accounts.middleware.IdleSessionMiddleware",
     # Marks request.user verified when this session passed a one-time code; then staff who approve or move money
     # reach nothing else until they have (accounts/middleware.py).
@@ -280,6 +281,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
         "phb.security": {"handlers": ["console"], "level": "INFO"},
+        "phb.access": {"handlers": ["console"], "level": "INFO"},  # refusals (config/access_log.py)
         "procrastinate": {"handlers": ["console"], "level": "WARNING"},
     },
 }
