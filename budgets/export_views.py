@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from budgets import selectors
 from budgets.models import Budget
+from config.db_router import reads_from_replica
 from config.exports import pounds, table_response
 
 HEADER = [
@@ -51,6 +52,7 @@ def _rows(pairs: Iterable[tuple[Budget, selectors.LineFigures]]):
         )
 
 
+@reads_from_replica  # every budget's figures, read only: a read replica when there is one
 def spend_all_export(request: HttpRequest, fmt: str) -> HttpResponse:
     _require_finance(request)
     return table_response(

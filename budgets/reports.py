@@ -63,6 +63,7 @@ from django.utils import timezone
 from brokerage.models import CarePlan, Cohort, ManagementType, Person, PlanEvent, PlanStatus
 from budgets.models import Budget, BudgetAccount, BudgetLine, StopDecision, StopGround
 from budgets.selectors import apportion
+from config.db_router import reads_from_replica
 from ledger.models import Transfer
 from ledger.selectors import POSTED_PHASES
 
@@ -296,6 +297,7 @@ def _count(people: Iterable[tuple[Person, set[str]]], quarter: Quarter, key: str
     )
 
 
+@reads_from_replica  # heavy reads, no writes: a read replica when there is one
 def phb_return(
     quarter: Quarter | datetime.date | tuple[int, int] | str, *, people: QuerySet[Person] | None = None
 ) -> PhbReturn:
@@ -479,6 +481,7 @@ def _funder(kind: str, person: Person) -> tuple[tuple[str, int | None], str]:
     return ("contribution", person.pk), f"{person.full_name} (assessed contribution)"
 
 
+@reads_from_replica  # heavy reads, no writes: a read replica when there is one
 def recharges(year_or_quarter, quarter: int | None = None, *, people: QuerySet[Person] | None = None) -> Recharges:
     """Per funder, what it owes or is owed for the quarter's spending on the integrated budgets it co-funds.
     Call as `recharges(2026, 2)`, or with a Quarter, a quarter's last day or "2026-Q2"."""

@@ -118,6 +118,14 @@ if not DATABASE_URL:
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 # The JIT only slows the small, indexed queries this app runs.
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+# A read replica for reports and exports (config/db_router.py): DATABASE_REPLICA_URL, e.g. a PostgreSQL streaming
+# replica. Unset, the 'replica' alias is the primary itself and no read is sent there.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+REPORTS_READ_FROM_REPLICA = bool(DATABASE_REPLICA_URL)
+DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL or DATABASE_URL, conn_max_age=0)
+DATABASES["replica"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests read the test database through it
+DATABASE_ROUTERS = ["config.db_router.ReportReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Users, sign-in and sessions ---------------------------------------------------------------
@@ -218,6 +226,16 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 # --- Jobs (Procrastinate): tasks live in each app's tasks.py; periodic ones in config/tasks.py -----
 PROCRASTINATE_IMPORT_PATHS = ["config.tasks"]
+# Each worker records a heartbeat; a job whose worker has missed them for PROCRASTINATE_STALLED_SECONDS (it was
+# killed, or its machine lost) is put back in the queue by config.tasks.retry_stalled_jobs, run on this schedule
+# (a 6th cron field counts seconds). The stalled time must stay well above the heartbeat interval.
+PROCRASTINATE_HEARTBEAT_SECONDS = float(os.environ.get("PROCRASTINATE_HEARTBEAT_SECONDS", 10))
+PROCRASTINATE_STALLED_SECONDS = float(os.environ.get("PROCRASTINATE_STALLED_SECONDS", 60))
+PROCRASTINATE_STALLED_CRON = os.environ.get("PROCRASTINATE_STALLED_CRON", "* * * * *")
+PROCRASTINATE_WORKER_DEFAULTS = {
+    "update_heartbeat_interval": PROCRASTINATE_HEARTBEAT_SECONDS,
+    "stalled_worker_timeout": PROCRASTINATE_STALLED_SECONDS,
+}
 
 # --- Paying out: the ICB's BACS originator details (issued by its sponsoring bank) -----------------------
 BACS_ORIGINATOR = {
