@@ -73,7 +73,8 @@ class BudgetViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = BudgetSerializer
 
     def get_queryset(self):
-        return Budget.objects.filter(plan__in=plan_selectors.plans_visible_to(self.request.user)).order_by("id")
+        budgets = Budget.objects.filter(plan__in=plan_selectors.plans_visible_to(self.request.user)).order_by("id")
+        return selectors.budgets_with_lines(budgets)
 
 
 class InvoiceSerializer(serializers.ModelSerializer):

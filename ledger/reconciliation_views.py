@@ -113,7 +113,7 @@ def cash_account(request: HttpRequest, pk: int) -> HttpResponse:
             "report": reconciliation.report(cash, as_at),
             "import_form": ImportForm(initial={"mapping": cash.csv_mapping_id}),
             "lines": matching.unmatched_lines(cash).order_by("date", "id")[:200],
-            "imports": cash.imports.all()[:10],
+            "imports": cash.imports.select_related("imported_by")[:10],  # the page names who imported each
             "can_change": request.user.has_perm("ledger.add_transfer"),
         },
     )
