@@ -47,3 +47,27 @@ class CarePlanAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Record views (R9): read-only, for auditors -------------------------------------------------------------------
+from brokerage.models import RecordView  # noqa: E402 - kept in its own block so the registrations above stay untouched
+
+
+@admin.register(RecordView)
+class RecordViewAdmin(admin.ModelAdmin):
+    """Who looked at whose record. Rows are written by brokerage.view_audit and can never change."""
+
+    list_display = ["at", "user", "person", "what", "method", "path"]
+    list_filter = ["what"]
+    search_fields = ["person__family_name", "person__nhs_number", "user__email", "path"]
+    date_hierarchy = "at"
+    list_select_related = ["user", "person"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

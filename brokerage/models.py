@@ -457,6 +457,8 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
         pass
 
 
+# Draft items change and are removed while a plan is built: their history says who (R9).
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), append_only=True)
 class Need(models.Model):
     plan = models.ForeignKey(CarePlan, on_delete=models.CASCADE, related_name="needs")
     description = models.CharField(max_length=500)
@@ -468,6 +470,8 @@ class Need(models.Model):
         return self.description
 
 
+# Draft items change and are removed while a plan is built: their history says who (R9).
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), append_only=True)
 class Outcome(models.Model):
     plan = models.ForeignKey(CarePlan, on_delete=models.CASCADE, related_name="outcomes")
     description = models.CharField(max_length=500)
@@ -480,6 +484,8 @@ class Outcome(models.Model):
         return self.description
 
 
+# Draft items change and are removed while a plan is built: their history says who (R9).
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), append_only=True)
 class PlanLine(models.Model):
     plan = models.ForeignKey(CarePlan, on_delete=models.CASCADE, related_name="lines")
     service = models.ForeignKey("providers.Service", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -523,6 +529,8 @@ class PlanLine(models.Model):
         return Money(amount, "GBP")
 
 
+# Draft items change and are removed while a plan is built: their history says who (R9).
+@pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), append_only=True)
 class Risk(models.Model):
     plan = models.ForeignKey(CarePlan, on_delete=models.CASCADE, related_name="risks")
     risk = models.CharField(max_length=500)
@@ -590,3 +598,51 @@ class Reconsideration(models.Model):
     @property
     def pending(self) -> bool:
         return not self.decision
+
+
+class RecordView(models.Model):
+    """One look at a person's record (R9): who opened which page or download about whom, and when. Written by
+    brokerage.view_audit for every successful GET of a page that identifies a person; never changed or deleted."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # No database constraint: the view is recorded even while the person row is locked by a concurrent change.
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="+", db_constraint=False)
+    what = models.CharField(max_length=100, help_text="The page's URL name, e.g. budgets:my-budget")
+    path = models.CharField(max_length=500)
+    method = models.CharField(max_length=8)
+    at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["person", "-at"], name="record_view_person_at")]
+        triggers = [pgtrigger.Protect(name="record_view_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.user} viewed {self.what} for person {self.person_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+# Who is assigned to a person decides who may open their record, and which needs an outcome meets is part of the
+# plan: the link tables get history too (R9), through proxies, since pgtrigger's migrations cannot reach Django's
+# auto-created link models directly. Deletes are kept as events, since removing a link is the change.
+@pghistory.track(
+    pghistory.InsertEvent("add"),
+    pghistory.DeleteEvent("remove"),
+    obj_field=None,
+    model_name="PersonAssignedStaffEvent",
+    append_only=True,
+)
+class PersonAssignedStaff(Person.assigned_staff.through):
+    class Meta:
+        proxy = True
+
+
+@pghistory.track(
+    pghistory.InsertEvent("add"),
+    pghistory.DeleteEvent("remove"),
+    obj_field=None,
+    model_name="OutcomeNeedEvent",
+    append_only=True,
+)
+class OutcomeNeed(Outcome.needs.through):
+    class Meta:
+        proxy = True

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+@pghistory.track(append_only=True)
 class Budget(models.Model):
     plan = models.OneToOneField("brokerage.CarePlan", on_delete=models.PROTECT, related_name="budget_record")
     start_date = models.DateField()
@@ -34,6 +35,7 @@ class Budget(models.Model):
         return f"budget:{self.pk}"
 
 
+@pghistory.track(append_only=True)
 class BudgetAccount(models.Model):
     """Which ledger account plays which part for this budget, e.g. `held:direct-payment`."""
 
@@ -49,6 +51,7 @@ class BudgetAccount(models.Model):
         return f"{self.budget.owner_ref}:{self.purpose}"
 
 
+@pghistory.track(append_only=True)
 class BudgetLine(models.Model):
     """A plan line as funded: each is paid for in exactly one way."""
 
@@ -217,6 +220,7 @@ class PayoutMethod(models.TextChoices):
     CONNECT = "connect", "Stripe transfer"
 
 
+@pghistory.track(append_only=True)
 class PaymentRunItem(models.Model):
     """One payment in a run: a scheduled payment or an approved invoice, sent by BACS file or, to a payee with
     a connected Stripe account, as a Connect transfer carrying our own idempotency key."""
@@ -569,6 +573,7 @@ class StripeEvent(models.Model):
         return f"{self.type} {self.event_id}"
 
 
+@pghistory.track(append_only=True)
 class Statement(models.Model):
     """A budget's statement for a period, rendered once to PDF (WeasyPrint) and kept: a batch that is run again
     skips what exists, so each statement is stored exactly once."""
@@ -676,6 +681,7 @@ class OutcomeProgress(models.TextChoices):
     NOT_YET = "not_yet", "Not yet achieved"
 
 
+@pghistory.track(append_only=True)
 class ReviewOutcome(models.Model):
     review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="outcomes")
     outcome = models.ForeignKey("brokerage.Outcome", on_delete=models.PROTECT, related_name="+")
@@ -744,6 +750,7 @@ class EvidenceKind(models.TextChoices):
     OTHER = "other", "Something else"
 
 
+@pghistory.track(append_only=True)
 class ReturnEvidence(models.Model):
     dp_return = models.ForeignKey(DirectPaymentReturn, on_delete=models.PROTECT, related_name="evidence")
     kind = models.CharField(max_length=20, choices=EvidenceKind.choices)
@@ -974,6 +981,7 @@ class LetterKind(models.TextChoices):
     RECOVERY = "recovery", "Notice asking for money back"
 
 
+@pghistory.track(append_only=True)
 class Letter(models.Model):
     """A notice sent to the person, kept as part of the record in HTML and as an accessible PDF."""
 
