@@ -79,7 +79,9 @@ def session_extend(request: HttpRequest) -> HttpResponse:
     if request.headers.get("X-Requested-With") == "fetch":
         return JsonResponse({"extended": True})
     next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    # Only a path on this site: redirect() would read a bare word such as "0" as a view name and fail with a 500.
+    on_site = url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()})
+    if not (next_url.startswith("/") and on_site):
         next_url = reverse_lazy("accounts:dashboard")
     return redirect(next_url)
 
@@ -102,7 +104,8 @@ def role_dashboard(request: HttpRequest, role: str) -> HttpResponse:
 def _next_url(request: HttpRequest) -> str:
     """Where to go once the code is accepted: the page asked for, if it is on this site; else the dashboard."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if next_url and url_has_allowed_host_and_scheme(
+    # Only a path: redirect() reads a bare word such as "0" as a view name and would fail with a 500.
+    if next_url.startswith("/") and url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return next_url
