@@ -95,8 +95,9 @@ class TransferSerializer(serializers.ModelSerializer):
 
 
 class TransferCreateSerializer(serializers.Serializer):
-    debit_account = serializers.IntegerField(min_value=1)
-    credit_account = serializers.IntegerField(min_value=1)
+    # Account ids are PostgreSQL bigints: a larger number is refused here rather than by the database.
+    debit_account = serializers.IntegerField(min_value=1, max_value=services.MAX_ID)
+    credit_account = serializers.IntegerField(min_value=1, max_value=services.MAX_ID)
     amount = serializers.IntegerField(min_value=1, max_value=services.MAX_AMOUNT, help_text="Pence")
     code = serializers.RegexField(services.CODE_PATTERN, help_text="For example instalment, invoice_payment")
     effective_date = serializers.DateField(required=False)

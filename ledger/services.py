@@ -25,6 +25,7 @@ from ledger.models import Account, AccountKind, ClosedPeriod, Phase, Transfer
 
 PHASES = frozenset(Phase.values)
 MAX_AMOUNT = 10**12  # £10bn in pence: anything larger is a typing error, not a budget
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
 MAX_RETRIES = 5
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
@@ -476,6 +477,8 @@ def _translate(exc: psycopg.Error, requests: Sequence[TransferRequest]) -> error
         return errors.ReversalInvalid(errors.ALREADY_REVERSED.format(key=", ".join(r.key for r in requests)))
     if sqlstate in RETRYABLE_SQLSTATES:
         return errors.LedgerError("The ledger was busy; try again")
+    if sqlstate == "22003":  # numeric_value_out_of_range: an id or total beyond a bigint
+        return errors.InvalidTransfer("A number in the transfer is too large")
     raise exc
 
 

@@ -85,6 +85,10 @@ def test_same_account_on_both_sides_and_unknown_accounts_are_refused(accounts):
         services.transfer_post(
             key="ghost", debit_account_id=999_999, credit_account_id=cash.pk, amount=1, code="x", effective_date=DAY
         )
+    with pytest.raises(errors.InvalidTransfer, match="too large"):  # beyond a bigint: refused, not a crash
+        services.transfer_post(
+            key="huge", debit_account_id=2**63, credit_account_id=cash.pk, amount=1, code="x", effective_date=DAY
+        )
 
 
 def test_partial_post_releases_the_rest_and_void_releases_all(accounts):
