@@ -68,10 +68,12 @@ class PlanLineSerializer(serializers.ModelSerializer):
 
 
 class CarePlanSerializer(serializers.ModelSerializer):
+    """A plan in a list. What this user may do next is only on one plan (CarePlanDetailSerializer): working it out
+    runs the plan's checks and permission rules, too much to repeat for every plan in a page."""
+
     lines = PlanLineSerializer(many=True, read_only=True)
     budget = serializers.SerializerMethodField()
     lines_total = serializers.SerializerMethodField()
-    allowed_transitions = serializers.SerializerMethodField()
 
     class Meta:
         model = CarePlan
@@ -93,7 +95,6 @@ class CarePlanSerializer(serializers.ModelSerializer):
             "agreed_on",
             "icb_signatory",
             "lines",
-            "allowed_transitions",
         ]
 
     def get_budget(self, plan) -> str:
@@ -101,6 +102,13 @@ class CarePlanSerializer(serializers.ModelSerializer):
 
     def get_lines_total(self, plan) -> str:
         return str(plan.lines_total.amount)
+
+
+class CarePlanDetailSerializer(CarePlanSerializer):
+    allowed_transitions = serializers.SerializerMethodField()
+
+    class Meta(CarePlanSerializer.Meta):
+        fields = [*CarePlanSerializer.Meta.fields, "allowed_transitions"]
 
     def get_allowed_transitions(self, plan) -> list[str]:
         user = self.context["request"].user
@@ -120,12 +128,15 @@ class PersonViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class CarePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = CarePlanSerializer
+    serializer_class = CarePlanDetailSerializer
+
+    def get_serializer_class(self):
+        return CarePlanSerializer if self.action == "list" else CarePlanDetailSerializer
 
     def get_queryset(self):
         return selectors.plans_visible_to(self.request.user).prefetch_related("lines").order_by("id")
 
-    @extend_schema(request=TransitionSerializer, responses=CarePlanSerializer)
+    @extend_schema(request=TransitionSerializer, responses=CarePlanDetailSerializer)
     @action(detail=True, methods=["post"])
     def transition(self, request, pk=None):
         """Move the plan one step. Only transitions this user may make now are accepted (see allowed_transitions)."""

@@ -151,25 +151,30 @@ class PaymentRunSerializer(serializers.ModelSerializer):
                 "paid": item.paid_at is not None,
                 "failure": item.failure,
             }
-            for item in run.items.select_related("invoice", "scheduled_payment")
+            for item in run.items.all()
         ]
 
     @extend_schema(exclude=True)
     def get_totals(self, run) -> dict:
-        totals = selectors.run_totals(run)
+        totals = selectors.run_totals(run, items=run.items.all())
         return {"by_type": totals.by_type, "by_funder": totals.by_funder, "by_method": totals.by_method}
+
+
+def run_data(run: PaymentRun) -> dict:
+    """A run as the API shows it, read again with its items after a service changed it."""
+    return PaymentRunSerializer(selectors.payment_runs_with_items().get(pk=run.pk)).data
 
 
 class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = PaymentRunSerializer
     permission_classes = [IsFinance]
-    queryset = PaymentRun.objects.prefetch_related("items").order_by("-id")
+    queryset = selectors.payment_runs_with_items()
 
     def create(self, request, *args, **kwargs):
         body = PaymentRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run, left_out = runs.payment_run_create(run_date=body.validated_data["run_date"], acting_user=request.user)
-        data = PaymentRunSerializer(run).data
+        data = run_data(run)
         data["left_out_without_bank_details"] = len(left_out)
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -177,9 +182,7 @@ class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         try:
-            return Response(
-                PaymentRunSerializer(runs.payment_run_approve(run=self.get_object(), acting_user=request.user)).data
-            )
+            return Response(run_data(runs.payment_run_approve(run=self.get_object(), acting_user=request.user)))
         except BudgetError as exc:
             return refused(exc)
 
@@ -188,8 +191,6 @@ class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def pay(self, request, pk=None):
         require_idempotency_key(request)
         try:
-            return Response(
-                PaymentRunSerializer(runs.payment_run_post(run=self.get_object(), acting_user=request.user)).data
-            )
+            return Response(run_data(runs.payment_run_post(run=self.get_object(), acting_user=request.user)))
         except BudgetError as exc:
             return refused(exc)

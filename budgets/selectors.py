@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from brokerage import selectors as plan_selectors
-from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, ScheduledPayment
+from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, PaymentRun, PaymentRunItem, ScheduledPayment
 from ledger.models import Account
 
 
@@ -108,16 +108,32 @@ class RunTotals:
     total: int
 
 
-def run_totals(run) -> RunTotals:
+RUN_ITEM_RELATIONS = (
+    "scheduled_payment__budget__plan",
+    "invoice__budget_line__budget__plan",
+    "dp_invoice__budget__plan",
+)
+
+
+def run_items(run) -> QuerySet[PaymentRunItem]:
+    """A run's items with what their totals and descriptions read: prefetched by `payment_runs_with_items`."""
+    return run.items.select_related(*RUN_ITEM_RELATIONS).order_by("id")
+
+
+def payment_runs_with_items() -> QuerySet[PaymentRun]:
+    """Runs, newest first, each with its items prefetched once for the whole list (`run.items.all()`)."""
+    items = PaymentRunItem.objects.select_related(*RUN_ITEM_RELATIONS).order_by("id")
+    return PaymentRun.objects.prefetch_related(Prefetch("items", queryset=items)).order_by("-id")
+
+
+def run_totals(run, items=None) -> RunTotals:
     """The preview a finance officer checks before approving: what the run pays, by type, by funder (each payment
-    shared in proportion to its plan's funding split) and by how it is sent."""
+    shared in proportion to its plan's funding split) and by how it is sent. `items` saves a query per run in a
+    list: `run.items.all()` of a run from `payment_runs_with_items`."""
     by_type: dict[str, int] = {}
     by_funder: dict[str, int] = {label: 0 for _, label in FUNDERS}
     by_method: dict[str, int] = {}
-    items = run.items.select_related(
-        "scheduled_payment__budget__plan", "invoice__budget_line__budget__plan", "dp_invoice__budget__plan"
-    ).order_by("id")
-    for item in items:
+    for item in run_items(run) if items is None else items:
         if item.scheduled_payment_id:
             kind = PAYMENT_KIND_TOTALS[item.scheduled_payment.kind]
         else:

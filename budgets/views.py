@@ -121,10 +121,12 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("budgets:payment-run", pk=run.pk)
     except services.BudgetError as exc:
         problem = str(exc)
-    items = run.items.select_related(
-        "scheduled_payment__budget__plan__person",
-        "invoice__budget_line__budget__plan__person",
-        "dp_invoice__budget__plan__person",
+    items = list(
+        run.items.select_related(
+            "scheduled_payment__budget__plan__person",
+            "invoice__budget_line__budget__plan__person",
+            "dp_invoice__budget__plan__person",
+        ).order_by("id")
     )
     return render(
         request,
@@ -132,7 +134,7 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "run": run,
             "items": items,
-            "totals": selectors.run_totals(run),
+            "totals": selectors.run_totals(run, items=items),
             "problem": problem,
             "left_out": request.session.get(f"run-{run.pk}-left-out", 0),
             "can_approve": run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
