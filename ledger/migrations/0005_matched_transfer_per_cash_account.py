@@ -7,28 +7,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0004_match_history_statement_level'),
+        ("ledger", "0004_match_history_statement_level"),
     ]
 
     operations = [
         pgtrigger.migrations.RemoveTrigger(
-            model_name='matchedtransfer',
-            name='insert_insert',
+            model_name="matchedtransfer",
+            name="insert_insert",
         ),
         pgtrigger.migrations.RemoveTrigger(
-            model_name='matchedtransfer',
-            name='update_update',
+            model_name="matchedtransfer",
+            name="update_update",
         ),
         migrations.RemoveConstraint(
-            model_name='matchedtransfer',
-            name='matched_transfer_once',
+            model_name="matchedtransfer",
+            name="matched_transfer_once",
         ),
         migrations.AddField(
-            model_name='matchedtransfer',
-            name='cash_account',
-            field=models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.cashaccount'),
+            model_name="matchedtransfer",
+            name="cash_account",
+            field=models.ForeignKey(
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="ledger.cashaccount",
+            ),
         ),
         # Before the history triggers come back, so filling the column is not recorded as a change.
         migrations.RunSQL(
@@ -40,14 +45,23 @@ class Migration(migrations.Migration):
             migrations.RunSQL.noop,
         ),
         migrations.AlterField(
-            model_name='matchedtransfer',
-            name='cash_account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.cashaccount'),
+            model_name="matchedtransfer",
+            name="cash_account",
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="ledger.cashaccount"
+            ),
         ),
         migrations.AddField(
-            model_name='matchedtransferevent',
-            name='cash_account',
-            field=models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='ledger.cashaccount'),
+            model_name="matchedtransferevent",
+            name="cash_account",
+            field=models.ForeignKey(
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                related_query_name="+",
+                to="ledger.cashaccount",
+            ),
         ),
         # History rows get the same derived value (the line's cash account never changes), so the column can be
         # required; the append-only guard is lifted for this one statement only.
@@ -62,20 +76,52 @@ class Migration(migrations.Migration):
             migrations.RunSQL.noop,
         ),
         migrations.AlterField(
-            model_name='matchedtransferevent',
-            name='cash_account',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='ledger.cashaccount'),
+            model_name="matchedtransferevent",
+            name="cash_account",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                related_query_name="+",
+                to="ledger.cashaccount",
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='matchedtransfer',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "ledger_matchedtransferevent" ("active", "cash_account_id", "id", "match_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "transfer_id") SELECT new_values."active", new_values."cash_account_id", new_values."id", new_values."match_id", _pgh_attached_context.value, NOW(), \'insert\', new_values."id", new_values."transfer_id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;', hash='91333e94d20b2f080c25185746127832fa4b746a', level='STATEMENT', operation='INSERT', pgid='pgtrigger_insert_insert_4ea71', referencing='REFERENCING NEW TABLE AS new_values ', table='ledger_matchedtransfer', when='AFTER')),
+            model_name="matchedtransfer",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "ledger_matchedtransferevent" ("active", "cash_account_id", "id", "match_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "transfer_id") SELECT new_values."active", new_values."cash_account_id", new_values."id", new_values."match_id", _pgh_attached_context.value, NOW(), \'insert\', new_values."id", new_values."transfer_id" FROM ( SELECT new_values.* FROM new_values  ) AS new_values, _pgh_attached_context; RETURN NULL;',
+                    hash="91333e94d20b2f080c25185746127832fa4b746a",
+                    level="STATEMENT",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_4ea71",
+                    referencing="REFERENCING NEW TABLE AS new_values ",
+                    table="ledger_matchedtransfer",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='matchedtransfer',
-            trigger=pgtrigger.compiler.Trigger(name='update_update', sql=pgtrigger.compiler.UpsertTriggerSql(func='WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "ledger_matchedtransferevent" ("active", "cash_account_id", "id", "match_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "transfer_id") SELECT new_values."active", new_values."cash_account_id", new_values."id", new_values."match_id", _pgh_attached_context.value, NOW(), \'update\', new_values."id", new_values."transfer_id" FROM ( SELECT new_values.* FROM old_values JOIN new_values ON (old_values."id") = (new_values."id") WHERE (old_values.* IS DISTINCT FROM new_values.*) ) AS new_values, _pgh_attached_context; RETURN NULL;', hash='905dabce9bda4ca750a6d375e030c42cc7f0e611', level='STATEMENT', operation='UPDATE', pgid='pgtrigger_update_update_afdd8', referencing='REFERENCING OLD TABLE AS old_values  NEW TABLE AS new_values ', table='ledger_matchedtransfer', when='AFTER')),
+            model_name="matchedtransfer",
+            trigger=pgtrigger.compiler.Trigger(
+                name="update_update",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='WITH _pgh_attached_context AS ( SELECT _pgh_attach_context() AS value ) INSERT INTO "ledger_matchedtransferevent" ("active", "cash_account_id", "id", "match_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "transfer_id") SELECT new_values."active", new_values."cash_account_id", new_values."id", new_values."match_id", _pgh_attached_context.value, NOW(), \'update\', new_values."id", new_values."transfer_id" FROM ( SELECT new_values.* FROM old_values JOIN new_values ON (old_values."id") = (new_values."id") WHERE (old_values.* IS DISTINCT FROM new_values.*) ) AS new_values, _pgh_attached_context; RETURN NULL;',
+                    hash="905dabce9bda4ca750a6d375e030c42cc7f0e611",
+                    level="STATEMENT",
+                    operation="UPDATE",
+                    pgid="pgtrigger_update_update_afdd8",
+                    referencing="REFERENCING OLD TABLE AS old_values  NEW TABLE AS new_values ",
+                    table="ledger_matchedtransfer",
+                    when="AFTER",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='matchedtransfer',
-            constraint=models.UniqueConstraint(condition=models.Q(('active', True)), fields=('cash_account', 'transfer'), name='matched_transfer_once'),
+            model_name="matchedtransfer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("active", True)), fields=("cash_account", "transfer"), name="matched_transfer_once"
+            ),
         ),
     ]
