@@ -7,7 +7,9 @@ from django.db.models import Q, QuerySet
 from accounts.roles import Role
 from brokerage.models import CarePlan, Person, PlanStatus
 
-READER_ROLES = (Role.AUDITOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.ADMINISTRATOR)
+# Finance pays and reconciles every budget and auditors check it all, so both read every person's record. An
+# administrator manages users, roles, organisations and reference data (DESIGN.md §1): no one's care records.
+READER_ROLES = (Role.AUDITOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER)
 
 
 def people_visible_to(user) -> QuerySet[Person]:

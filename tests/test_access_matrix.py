@@ -47,7 +47,7 @@ pytestmark = pytest.mark.django_db
 ANONYMOUS = "anonymous"
 ROLES = [*Role, ANONYMOUS]
 FINANCE = {Role.FINANCE_OFFICER, Role.FINANCE_MANAGER}
-READERS = {*FINANCE, Role.AUDITOR, Role.ADMINISTRATOR}  # brokerage.selectors.READER_ROLES: every person and plan
+READERS = {*FINANCE, Role.AUDITOR}  # brokerage.selectors.READER_ROLES: every person and plan
 DIRECTORY = {Role.CARE_BROKER, Role.CARE_COORDINATOR, Role.ICB_APPROVER, *FINANCE, Role.AUDITOR, Role.ADMINISTRATOR}
 LEDGER_READERS = {*FINANCE, Role.AUDITOR}
 PERIOD = {"start": "2026-11-01", "end": "2026-11-20"}
@@ -170,7 +170,7 @@ QUERIES = {
 ALLOWED: dict[str, tuple[set, str]] = {
     # Reference data, not anyone's: the directory is shared by everyone who plans or pays for support.
     "providers:provider": (DIRECTORY, "the provider directory is shared reference data"),
-    # Readers (finance, auditors, administrators) see every person and plan (brokerage.selectors.READER_ROLES).
+    # Readers (finance and auditors) see every person and plan (brokerage.selectors.READER_ROLES).
     "brokerage:person": (READERS, "readers see every person's record"),
     **{name: (READERS, "readers see every plan") for name in ("brokerage:plan", "brokerage:plan-history")},
     "brokerage-api:person-detail": (READERS, "readers see every person's record"),

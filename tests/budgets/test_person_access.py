@@ -126,7 +126,7 @@ def test_every_person_page_with_another_persons_ids_is_not_found_for_every_role(
         for url in urls_for(mine, theirs):
             assert client.get(url).status_code == 404, (role, url)
             assert client.post(url, {}).status_code in (403, 404, 405), (role, url)  # never reached, never changed
-    # Readers of every budget (finance, auditors, administrators) are still not the person: no person's pages.
+    # Readers of every budget (finance, auditors) and administrators are not the person: no person's pages.
     for role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR, Role.ADMINISTRATOR):
         client.force_login(user_with_role(role))
         for url in urls_for(mine, theirs):
