@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.roles import Role
-from brokerage.models import CarePlan, Person, PlanStatus
+from brokerage.models import CarePlan, Person, PlanStatus, Representative
 
 # Finance pays and reconciles every budget and auditors check it all, so both read every person's record. An
 # administrator manages users, roles, organisations and reference data (DESIGN.md §1): no one's care records.
@@ -17,14 +17,18 @@ def people_visible_to(user) -> QuerySet[Person]:
         return Person.objects.none()
     if user.has_role(*READER_ROLES):
         return Person.objects.all()
+    # Subqueries, not joins: a join through assigned staff or representatives repeats people and made PostgreSQL
+    # read every person to drop the repeats (25 ms a page at 10,000 people).
     scope = Q(pk__in=[])
     if user.has_role(Role.CARE_BROKER, Role.CARE_COORDINATOR):
-        scope |= Q(care_coordinator=user) | Q(assigned_staff=user)
+        assigned = Person.assigned_staff.through.objects.filter(user=user).values("person_id")
+        scope |= Q(care_coordinator=user) | Q(pk__in=assigned)
     if user.has_role(Role.ICB_APPROVER) and user.organisation_id:
         scope |= Q(icb_id=user.organisation_id)
     if user.has_role(Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
-        scope |= Q(user=user) | Q(representatives__user=user, representatives__active=True)
-    return Person.objects.filter(pk__in=Person.objects.filter(scope).values("pk"))
+        acting_for = Representative.objects.filter(user=user, active=True).values("person_id")
+        scope |= Q(user=user) | Q(pk__in=acting_for)
+    return Person.objects.filter(scope)
 
 
 def person_get(*, user, pk: int) -> Person:
