@@ -132,3 +132,15 @@ class RoleMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()}"
+
+
+SCHEDULED_JOBS_EMAIL = "scheduled-jobs@phb.invalid"
+
+
+def scheduled_jobs_user() -> User:
+    """Who scheduled jobs act as, so their records name someone: an account that can never sign in (inactive, no
+    usable password, no roles)."""
+    user, _ = User.objects.get_or_create(
+        email=SCHEDULED_JOBS_EMAIL, defaults={"full_name": "Scheduled jobs", "is_active": False, "password": "!"}
+    )
+    return user

@@ -536,6 +536,8 @@ class FakeGateway:
 
     def balance_transactions(self, *, since: datetime.datetime, until: datetime.datetime) -> list[BalanceTransaction]:
         with self._lock:
+            if self._failures:  # an injected outage: reads fail too
+                raise self._failures.pop(0)
             return [m for m in self.movements if since <= m.created < until]
 
     def payouts(self, *, since: datetime.datetime, until: datetime.datetime) -> list[Payout]:

@@ -6,8 +6,13 @@ import logging
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
-from budgets import monitoring, statement_batch, statements
+from accounts.models import scheduled_jobs_user
+from budgets import cash, monitoring, statement_batch, statements
 from budgets.models import Budget
+from ledger import matching
+from ledger.exceptions import LedgerError
+from ledger.models import CashAccount, StatementSource
+from ledger.statements_import import ImportRefused
 
 logger = logging.getLogger("phb.budgets")
 
@@ -54,3 +59,32 @@ def statements_monthly(timestamp: int | None = None) -> dict:
         "failed": len(result.failed),
         "notified": result.notified,
     }
+
+
+# --- Stripe's statement (budgets/cash.py) ---------------------------------------------------------------------------
+
+STRIPE_DAYS_BACK = 3  # fetch the last few days each morning: a missed day is caught up, and repeats add nothing
+
+
+@app.task(name="budgets.stripe_statements_daily", queue="budgets", queueing_lock="budgets.stripe_statements_daily")
+def stripe_statements_daily(timestamp: int | None = None) -> dict[str, dict]:
+    """Bring the last days of Stripe's balance transactions and payouts onto each Stripe cash account, then
+    auto-match them, as a finance officer would by "Fetch Stripe's statement". Recorded as the scheduled-jobs
+    user. A refusal (Stripe unreachable, nothing new, a closed month) is logged and leaves the account as it was."""
+    when = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC) if timestamp else timezone.now()
+    yesterday = timezone.localtime(when).date() - datetime.timedelta(days=1)
+    outcome: dict[str, dict] = {}
+    for account in CashAccount.objects.filter(source=StatementSource.STRIPE, reconcile_from__lte=yesterday):
+        start = max(account.reconcile_from, yesterday - datetime.timedelta(days=STRIPE_DAYS_BACK - 1))
+        try:
+            record = cash.stripe_statement_import(
+                cash_account=account, start=start, end=yesterday, acting_user=scheduled_jobs_user()
+            )
+        except (ImportRefused, LedgerError) as exc:
+            logger.warning("Stripe statement for %s, %s to %s: %s", account, start, yesterday, exc)
+            outcome[account.name] = {"refused": str(exc)}
+            continue
+        matched = matching.auto_match(account)
+        outcome[account.name] = {"added": record.lines_added, "matched": sum(matched.values())}
+        logger.info("Stripe statement for %s: %s", account, outcome[account.name])
+    return outcome

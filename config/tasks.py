@@ -43,6 +43,7 @@ SCHEDULE = [
     ("30 2 * * *", "ledger-verify", ledger_tasks.verify),
     ("0 4 1 * *", "budgets-statements-monthly", budget_tasks.statements_monthly),  # last month's statements
     ("0 6 * * *", "budgets-monitoring", budget_tasks.monitoring_daily),
+    ("30 5 * * *", "budgets-stripe-statements", budget_tasks.stripe_statements_daily),  # yesterday's, before work
     (settings.PROCRASTINATE_STALLED_CRON, "retry-stalled-jobs", retry_stalled_jobs),  # every minute by default
 ]
 

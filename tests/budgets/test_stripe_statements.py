@@ -14,6 +14,8 @@ import urllib.parse
 import pytest
 import responses
 import time_machine
+from django.contrib.auth import authenticate
+from django.test import RequestFactory
 from django.urls import reverse
 
 from accounts.roles import Role
@@ -272,3 +274,51 @@ def test_real_stripe_is_asked_for_the_dates_with_sources_expanded_and_every_page
     assert first["expand[0]"] == ["data.source"] and "starting_after" not in first
     assert second["starting_after"] == ["txn_1"]
     assert json.loads(json.dumps(movements[0].created.isoformat())).startswith("2026-10-01T01:00:10")
+
+
+# --- Every morning, without anyone asking ------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_daily_job_fetches_and_matches_stripe_as_the_scheduled_jobs_user(client, fake_payments, caplog):
+    from accounts.models import SCHEDULED_JOBS_EMAIL
+    from budgets import tasks
+
+    today = datetime.date.today()
+    crew = crew_with_patient()
+    account = stripe_cash(today - datetime.timedelta(days=7))
+    paid = card_paid(client, crew, fake_payments, 3000)
+    tomorrow_morning = int(
+        datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time(5, 30)).timestamp()
+    )
+
+    fake_payments.fail_next(payments.PaymentError("Stripe is down"))
+    assert "Stripe is down" in tasks.stripe_statements_daily(timestamp=tomorrow_morning)["Stripe (GBP)"]["refused"]
+    assert not StatementLine.objects.filter(cash_account=account).exists()
+    assert "Stripe is down" in caplog.text
+
+    outcome = tasks.stripe_statements_daily(timestamp=tomorrow_morning)
+    assert outcome == {"Stripe (GBP)": {"added": 2, "matched": 2}}  # the charge and its fee, both matched
+    assert sorted(StatementLine.objects.filter(cash_account=account).values_list("amount", flat=True)) == [
+        -payments.uk_card_fee(paid.amount_pence),
+        3000,
+    ]
+    assert matching.unmatched_lines(account).count() == 0
+    [record] = account.imports.all()
+    assert record.imported_by.email == SCHEDULED_JOBS_EMAIL
+    assert not record.imported_by.is_active and not record.imported_by.has_usable_password()
+    assert not record.imported_by.role_memberships.exists()
+    signing_in = RequestFactory().post("/sign-in/")
+    assert authenticate(signing_in, username=SCHEDULED_JOBS_EMAIL, password="!") is None  # it can never sign in
+
+    # The next morning finds nothing new: nothing added, nothing posted twice.
+    assert tasks.stripe_statements_daily(timestamp=tomorrow_morning)["Stripe (GBP)"] == {"added": 0, "matched": 0}
+    assert Transfer.objects.filter(code="stripe_fee").count() == 1
+    assert ledger_verify().ok
+
+
+def test_the_daily_stripe_job_is_scheduled():
+    from budgets import tasks
+    from config.tasks import SCHEDULE
+
+    assert any(task is tasks.stripe_statements_daily for _cron, _id, task in SCHEDULE)
