@@ -170,6 +170,9 @@ class StatementData:
     chart: list[ChartPoint]
     chart_title: str
     chart_description: str
+    # Dated before the period but recorded during it (a receipt entered late): in the balances, and perhaps not on
+    # the statement for their own month, which was made before they were recorded.
+    late_entries: list[person_selectors.Transaction] = dataclasses.field(default_factory=list)
 
     @property
     def remaining_total(self) -> int:
@@ -320,6 +323,11 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         "effective_date", "id"
     )
     rows = person_selectors.describe(budget, transfers)
+    late = person_selectors.transactions(budget, until=period_start - datetime.timedelta(days=1)).filter(
+        recorded_at__gte=_local_midnight(period_start),
+        recorded_at__lt=_local_midnight(period_end + datetime.timedelta(days=1)),
+    )
+    late_entries = person_selectors.describe(budget, late.order_by("effective_date", "id"))
 
     planned_total = sum(line.planned for line in lines)
     spend_ids = [line.spend_account_id for line in budget_lines]
@@ -360,7 +368,12 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         chart_title=f"Spending against the budget, {budget.start_date:%B %Y} to the year's end",
         chart_description="Bars show spending so far by the end of each month; the dashed line shows the budget "
         "planned by then. The same figures are in the table after the chart.",
+        late_entries=late_entries,
     )
+
+
+def _local_midnight(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time.min, tzinfo=timezone.get_current_timezone())
 
 
 def _next_review(budget: Budget, after: datetime.date) -> datetime.date | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
+import time_machine
 from django.core import mail
 from django.db.models import Q, Sum
 from PIL import Image
@@ -266,6 +267,53 @@ def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(
     text = pdf_text(statements.render_statement_pdf(statements.render_statement_html(data)))
     assert "Money being recovered £100.00" in text
     assert "20 October 2026 Notice sent 31 December 2026 £120.00 £100.00" in text
+
+
+@pytest.mark.django_db
+def test_money_recorded_late_for_an_earlier_month_is_listed_on_the_month_it_was_recorded(client, october):
+    """A receipt for 28 October entered on 10 November is in November's balances and listed as recorded late there;
+    October's statement, re-read, has it among October's payments and no late entries of its own."""
+    budget = october["budget"]
+    november = (datetime.date(2026, 11, 1), datetime.date(2026, 11, 30))
+    with time_machine.travel(datetime.datetime(2026, 11, 10, 9, 0, tzinfo=datetime.UTC), tick=False):
+        spending.dp_spend_record(
+            budget=budget,
+            line=budget.lines.get(management_type="direct_payment"),
+            payee="Receipt found late",
+            spent_on=datetime.date(2026, 10, 28),
+            amount_pence=1_234,
+            key=f"statement-{budget.pk}-late",
+            acting_user=october["finance"],
+        )
+
+    data = statements.statement_data(budget, *november)
+    # What the ledger says was recorded in November for dates before it, summed straight from the transfers
+    # (the fixture's own October money is recorded on the day the tests run, so it may be late too).
+    ids = list(BudgetAccount.objects.filter(budget=budget).values_list("account_id", flat=True))
+    recorded_late = (
+        Transfer.objects.filter(phase__in=MOVED, effective_date__lt=november[0])
+        .filter(recorded_at__gte=datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC))
+        .filter(recorded_at__lt=datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC))
+        .filter(Q(debit_account_id__in=ids) | Q(credit_account_id__in=ids))
+        .exclude(code__in=person_selectors.BOOKKEEPING)
+    )
+    assert sorted(r.money_in + r.money_out for r in data.late_entries) == sorted(t.amount for t in recorded_late)
+    [late] = [row for row in data.late_entries if row.description == "Paid to Receipt found late"]
+    assert (late.date, late.money_out, late.line) == (datetime.date(2026, 10, 28), 1_234, "Singing for lung health")
+    assert "Paid to Receipt found late" not in [row.description for row in data.transactions]
+
+    text = pdf_text(statements.render_statement_pdf(statements.render_statement_html(data)))
+    assert "Recorded late, for dates before this period" in text
+    assert "28 October 2026 Paid to Receipt found late Singing for lung health £12.34" in text
+    dp = account(budget, "held:direct-payment")
+    assert f"Balance at the start of 1 November 2026 {pence(balance(dp, before=november[0]))}" in text
+
+    october_data = statements.statement_data(budget, *OCTOBER)
+    assert "Paid to Receipt found late" in [row.description for row in october_data.transactions]
+    assert october_data.late_entries == []
+    client.force_login(october["patient"])
+    page = client.get(f"/my/budgets/{budget.pk}/statements/statement/", {"period": "2026-11"}).content.decode()
+    assert "Recorded late, for dates before this period" in page and "£12.34" in page
 
 
 # --- The PDF itself ---------------------------------------------------------------------------------------------
