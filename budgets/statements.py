@@ -319,15 +319,17 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         if purpose.startswith("held:")
     ]
 
-    transfers = person_selectors.transactions(budget, since=period_start, until=period_end).order_by(
-        "effective_date", "id"
-    )
-    rows = person_selectors.describe(budget, transfers)
-    late = person_selectors.transactions(budget, until=period_start - datetime.timedelta(days=1)).filter(
+    # The period's money, and money dated before it but recorded during it: one query, described once.
+    recorded_in_period = Q(
         recorded_at__gte=_local_midnight(period_start),
         recorded_at__lt=_local_midnight(period_end + datetime.timedelta(days=1)),
     )
-    late_entries = person_selectors.describe(budget, late.order_by("effective_date", "id"))
+    transfers = person_selectors.transactions(budget, until=period_end).filter(
+        Q(effective_date__gte=period_start) | recorded_in_period
+    )
+    described = person_selectors.describe(budget, transfers.order_by("effective_date", "id"))
+    rows = [row for row in described if row.date >= period_start]
+    late_entries = [row for row in described if row.date < period_start]
 
     planned_total = sum(line.planned for line in lines)
     spend_ids = [line.spend_account_id for line in budget_lines]
