@@ -33,7 +33,15 @@ from django.utils import timezone
 from brokerage.models import ManagementType, PlanStatus
 from budgets import person_selectors
 from budgets.charts import ChartPoint, month_points, spend_chart_svg
-from budgets.models import Budget, BudgetAccount, PaymentKind, RecoveryStatus, ScheduledPayment, Statement
+from budgets.models import (
+    Budget,
+    BudgetAccount,
+    PaymentKind,
+    Recovery,
+    RecoveryStatus,
+    ScheduledPayment,
+    Statement,
+)
 from budgets.selectors import FUNDERS
 from budgets.services import pence
 from config.formatting import format_date
@@ -359,10 +367,7 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         contingency=moves["contingency"].closing if "contingency" in moves else 0,
         contingency_description=plan.contingency_description,
         surplus=surplus,
-        recoveries=[
-            RecoveryLine(r.issued_on, r.amount_pence, r.outstanding_pence, r.deadline, r.get_status_display())
-            for r in budget.recoveries.filter(issued_on__lte=period_end, status__in=OPEN_RECOVERIES).order_by("pk")
-        ],
+        recoveries=_recoveries_at(budget, period_end, purposes.get("recovery:owed")),
         next_review=_next_review(budget, period_end) or plan.first_review_date,
         coordinator_name=coordinator.full_name if coordinator else "",
         coordinator_email=coordinator.email if coordinator else "",
@@ -372,6 +377,60 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         "planned by then. The same figures are in the table after the chart.",
         late_entries=late_entries,
     )
+
+
+RECOVERY_POSTING = re.compile(r"recovery:(\d+):(claim|repaid|write-off|released)(:|$)")
+
+
+def _recoveries_at(budget: Budget, day: datetime.date, owed: Account | None) -> list[RecoveryLine]:
+    """Notices open at the end of `day`, as they stood then: the claim, less the repayments, write-offs and
+    releases the ledger has dated up to that day. A notice repaid or withdrawn since still shows what was owed, and
+    its status is the last one recorded by then (history), so a statement asked for later tells the same story."""
+    notices = {notice.pk: notice for notice in budget.recoveries.filter(issued_on__lte=day).order_by("pk")}
+    if not notices:
+        return []
+    claimed: dict[int, int] = {}
+    settled = dict.fromkeys(notices, 0)
+    released = dict.fromkeys(notices, 0)
+    # Every posting about a notice moves the budget's "recovery:owed" account (read through its indexes).
+    postings = (
+        Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=day)
+        .filter(Q(debit_account_id=owed.pk) | Q(credit_account_id=owed.pk))
+        .values_list("idempotency_key", "amount")
+        if owed
+        else []
+    )
+    for key, amount in postings:
+        found = RECOVERY_POSTING.match(key)
+        if not found or int(found[1]) not in notices:
+            continue
+        pk, kind = int(found[1]), found[2]
+        if kind == "claim":
+            claimed[pk] = amount
+        else:
+            settled[pk] += amount
+            released[pk] += amount if kind == "released" else 0
+    statuses = dict(
+        Recovery.pgh_event_model.objects.filter(
+            pgh_obj_id__in=notices, pgh_created_at__lt=_local_midnight(day + datetime.timedelta(days=1))
+        )
+        .order_by("pgh_obj_id", "-pgh_created_at", "-pgh_id")
+        .distinct("pgh_obj_id")
+        .values_list("pgh_obj_id", "status")
+    )
+    lines = []
+    for pk, notice in notices.items():
+        if pk in claimed:
+            amount, outstanding = claimed[pk] - released[pk], claimed[pk] - settled[pk]
+        else:  # no claim in the ledger (recorded before claims were posted): the notice's own figures
+            amount, outstanding = notice.amount_pence, notice.outstanding_pence
+        status = statuses.get(pk, RecoveryStatus.ISSUED)
+        if outstanding <= 0 or (pk not in claimed and notice.status not in OPEN_RECOVERIES):
+            continue
+        if status not in OPEN_RECOVERIES:  # settled or withdrawn by a later-dated posting recorded before then
+            status = RecoveryStatus.ISSUED
+        lines.append(RecoveryLine(notice.issued_on, amount, outstanding, notice.deadline, RecoveryStatus(status).label))
+    return lines
 
 
 def _local_midnight(day: datetime.date) -> datetime.datetime:

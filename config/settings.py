@@ -286,6 +286,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Personal health budgets API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A plan's status appears in two components (a plan in a list, and one plan): one name for its choices.
+    "ENUM_NAME_OVERRIDES": {"PlanStatusEnum": "brokerage.models.PlanStatus"},
 }
 
 LANGUAGE_CODE = "en-gb"

@@ -270,6 +270,40 @@ def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(
 
 
 @pytest.mark.django_db
+def test_a_recovery_repaid_since_still_shows_what_was_owed_at_the_periods_end(october):
+    """Asked for on 20 October, £20 repaid on 25 October, the rest on 15 November: October's statement, whenever it
+    is read, shows £100 still owed; November's shows nothing owed."""
+    from budgets import ending
+
+    budget = october["budget"]
+    recovery = ending.recovery_issue(
+        budget=budget,
+        reasons="Spent on something the plan does not allow",
+        amount_pence=12_000,
+        deadline=datetime.date(2026, 12, 31),
+        addressee="person",
+        addressee_name="Joan Robson",
+        acting_user=october["finance"],
+        today=datetime.date(2026, 10, 20),
+    )
+    repay = {"recovery": recovery, "acting_user": october["finance"], "method": "bank"}
+    ending.recovery_repaid(**repay, amount_pence=2_000, key="first", received_on=datetime.date(2026, 10, 25))
+    before_the_rest = statements.statement_data(budget, *OCTOBER).recoveries
+    recovery = ending.recovery_repaid(
+        **{**repay, "recovery": recovery}, amount_pence=10_000, key="rest", received_on=datetime.date(2026, 11, 15)
+    )
+    assert recovery.status == "settled"
+
+    october_now = statements.statement_data(budget, *OCTOBER)
+    assert october_now.recoveries == before_the_rest
+    assert [(r.amount, r.outstanding, r.status) for r in october_now.recoveries] == [(12_000, 10_000, "Notice sent")]
+    text = pdf_text(statements.render_statement_pdf(statements.render_statement_html(october_now)))
+    assert "Money being recovered £100.00" in text
+    november = statements.statement_data(budget, datetime.date(2026, 11, 1), datetime.date(2026, 11, 30))
+    assert november.recoveries == []
+
+
+@pytest.mark.django_db
 def test_money_recorded_late_for_an_earlier_month_is_listed_on_the_month_it_was_recorded(client, october):
     """A receipt for 28 October entered on 10 November is in November's balances and listed as recorded late there;
     October's statement, re-read, has it among October's payments and no late entries of its own."""
