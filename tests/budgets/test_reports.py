@@ -375,6 +375,53 @@ def test_an_approver_sees_their_own_icbs_people_only(client, crew):
     assert as_numbers(table["rows"][-1:]) == [[ALL_PEOPLE, 0, 0, 0]]
 
 
+def test_finance_chooses_one_icbs_return_or_all_of_them(client, crew):
+    """Finance sees every ICB's people: the return is for one ICB (as NHS England collects it) or all together.
+    An approver sees only their own ICB's, with nothing to choose."""
+    seed(crew)
+    other_icb = OrganisationFactory(name="Another ICB", ods_code="QZZ")
+    other_crew = {**crew, "approver": user_with_role(Role.ICB_APPROVER, organisation=other_icb)}
+    elsewhere = make_person(
+        icb_org=other_icb, staff=[crew["broker"], crew["coordinator"]], given_name="Ann", family_name="Elsewhere"
+    )
+    set_up(other_crew, agreed_plan(other_crew, elsewhere, {N}), D(2025, 5, 1))
+    want = expected(D(2025, 4, 1), D(2025, 12, 31))[YTD]["cohort"][-1]
+
+    def ytd_total(response) -> list:
+        [table] = [
+            t
+            for t in page_tables(response)
+            if t["attrs"].get("data-measure") == "ytd" and t["attrs"].get("data-breakdown") == "cohort"
+        ]
+        return as_numbers(table["rows"][-1:])[0]
+
+    client.force_login(crew["finance"])
+    every = client.get("/finance/reports/phb-return/", {"quarter": "2025-Q3"})
+    assert 'name="icb"' in every.content.decode() and "2025-Q3" in every.content.decode()
+    assert ytd_total(every)[1:] == [want[1] + 1, want[2], want[3] + 1]  # Ann is an adult
+    ours = client.get("/finance/reports/phb-return/", {"quarter": "2025-Q3", "icb": crew["icb"].pk})
+    assert ytd_total(ours) == want
+    theirs = client.get("/finance/reports/phb-return/", {"quarter": "2025-Q3", "icb": other_icb.pk})
+    assert ytd_total(theirs)[1:] == [1, 0, 1] and "Another ICB" in theirs.content.decode()
+    download = client.get("/finance/reports/phb-return/phb-return.csv", {"quarter": "2025-Q3", "icb": other_icb.pk})
+    assert download["Content-Disposition"].endswith('phb-return-2025-Q3-qzz.csv"')
+    [total] = [r for r in csv_rows(download)[1:] if r[1] == YTD and r[2] == "Total"]
+    assert total[4:] == ["1", "0", "1"]
+    assert f"icb={other_icb.pk}" in theirs.content.decode()  # its CSV link keeps the choice
+    recharges = client.get("/finance/reports/recharges/", {"quarter": "2025-Q3", "icb": other_icb.pk})
+    assert recharges.status_code == 200 and "No integrated budget" in recharges.content.decode()
+
+    wrong = client.get("/finance/reports/phb-return/", {"quarter": "2025-Q3", "icb": "999999"})
+    assert wrong.status_code == 200 and "Choose an ICB from the list" in wrong.content.decode()
+    assert "nhsuk-error-summary" in wrong.content.decode() and not page_tables(wrong)
+
+    client.force_login(crew["approver"])
+    own = client.get("/finance/reports/phb-return/", {"quarter": "2025-Q3"})
+    assert 'name="icb"' not in own.content.decode() and ytd_total(own) == want
+    refused = client.get("/finance/reports/phb-return/", {"quarter": "2025-Q3", "icb": other_icb.pk})
+    assert "Choose an ICB from the list" in refused.content.decode() and not page_tables(refused)
+
+
 # --- Quarters ----------------------------------------------------------------------------------------------------
 
 
