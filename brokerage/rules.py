@@ -5,10 +5,11 @@ import rules
 
 from accounts.roles import Role
 from accounts.rules import has_role
+from brokerage.selectors import READER_ROLES
 
 is_broker_or_coordinator = has_role(Role.CARE_BROKER, Role.CARE_COORDINATOR)
 is_approver = has_role(Role.ICB_APPROVER)
-is_reader = has_role(Role.AUDITOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.ADMINISTRATOR)
+is_reader = has_role(*READER_ROLES)  # finance and auditors read every person's record; administrators none
 
 
 def _person_of(obj):

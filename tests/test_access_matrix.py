@@ -759,3 +759,21 @@ def test_every_api_path_with_an_id_in_the_schema_is_in_the_matrix(world):
     tried = {case.name for case in CASES}
     missing = [p for p in with_ids if resolve(re.sub(r"\{[^}]+\}", "1", p)).view_name not in tried]
     assert len(with_ids) >= 15 and not missing, missing
+
+
+def test_a_superuser_holds_the_services_permissions_only_through_their_roles(world):
+    """Superuser opens the admin site (users, organisations, reference data), not finance pages or anyone's care
+    record: the service's rules are about roles, and the first account made by createsuperuser is an administrator."""
+    b = world["ids"]["b"]
+    superuser = user_with_role(Role.ADMINISTRATOR, is_staff=True, is_superuser=True)
+    assert superuser.has_perm("accounts.change_user") and superuser.has_perm("providers.change_servicecategory")
+    assert not superuser.has_perm("ledger.view_account") and not superuser.has_perm("budgets.run_payments")
+    assert not superuser.has_perm("brokerage.view_person") and superuser.has_perm("providers.view_directory")
+    client = TwoFactorClient()
+    client.force_login(superuser)
+    for url in ("/finance/ledger/accounts/", f"/people/{b['person']}/", f"/budgets/{b['budget']}/", "/my/"):
+        assert client.get(url).status_code == 404, url
+    assert client.get(f"/admin/brokerage/person/{b['person']}/change/").status_code == 403  # no care records
+    assert client.get(f"/admin/accounts/user/{b['user']}/change/").status_code == 200
+    navigation = client.get("/dashboard/administrator/").content.decode()
+    assert 'href="/people/"' not in navigation and 'href="/my/"' not in navigation
