@@ -25,7 +25,7 @@ from urllib.request import url2pathname
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
@@ -178,8 +178,8 @@ class StatementData:
     chart: list[ChartPoint]
     chart_title: str
     chart_description: str
-    # Dated before the period but recorded during it (a receipt entered late): in the balances, and perhaps not on
-    # the statement for their own month, which was made before they were recorded.
+    # Dated before the period but recorded after the budget's last statement was made (a receipt entered late):
+    # in the balances, but on no statement until this one.
     late_entries: list[person_selectors.Transaction] = dataclasses.field(default_factory=list)
 
     @property
@@ -327,13 +327,14 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         if purpose.startswith("held:")
     ]
 
-    # The period's money, and money dated before it but recorded during it: one query, described once.
-    recorded_in_period = Q(
-        recorded_at__gte=_local_midnight(period_start),
-        recorded_at__lt=_local_midnight(period_end + datetime.timedelta(days=1)),
-    )
+    # The period's money, and money dated before it but recorded since the budget's last statement was made (so
+    # that statement could not show it): one query, described once. No statement before, nothing recorded late.
+    last_made = Statement.objects.filter(budget=budget, period_end__lt=period_start).aggregate(
+        last=Max("generated_at")
+    )["last"]
+    recorded_late = Q(recorded_at__gt=last_made) if last_made else Q(pk__in=[])
     transfers = person_selectors.transactions(budget, until=period_end).filter(
-        Q(effective_date__gte=period_start) | recorded_in_period
+        Q(effective_date__gte=period_start) | recorded_late
     )
     described = person_selectors.describe(budget, transfers.order_by("effective_date", "id"))
     rows = [row for row in described if row.date >= period_start]

@@ -304,30 +304,30 @@ def test_a_recovery_repaid_since_still_shows_what_was_owed_at_the_periods_end(oc
 
 
 @pytest.mark.django_db
-def test_money_recorded_late_for_an_earlier_month_is_listed_on_the_month_it_was_recorded(client, october):
-    """A receipt for 28 October entered on 10 November is in November's balances and listed as recorded late there;
-    October's statement, re-read, has it among October's payments and no late entries of its own."""
+def test_money_recorded_after_the_last_statement_for_an_earlier_month_is_listed_on_the_next(client, october):
+    """A receipt for 28 October recorded after October's statement was made is in November's balances and listed
+    there as recorded late. With no earlier statement, or one made after it was recorded, nothing is late."""
     budget = october["budget"]
     november = (datetime.date(2026, 11, 1), datetime.date(2026, 11, 30))
-    with time_machine.travel(datetime.datetime(2026, 11, 10, 9, 0, tzinfo=datetime.UTC), tick=False):
-        spending.dp_spend_record(
-            budget=budget,
-            line=budget.lines.get(management_type="direct_payment"),
-            payee="Receipt found late",
-            spent_on=datetime.date(2026, 10, 28),
-            amount_pence=1_234,
-            key=f"statement-{budget.pk}-late",
-            acting_user=october["finance"],
-        )
+    spending.dp_spend_record(
+        budget=budget,
+        line=budget.lines.get(management_type="direct_payment"),
+        payee="Receipt found late",
+        spent_on=datetime.date(2026, 10, 28),
+        amount_pence=1_234,
+        key=f"statement-{budget.pk}-late",
+        acting_user=october["finance"],
+    )
+    assert statements.statement_data(budget, *november).late_entries == []  # no statement has been made yet
 
+    with time_machine.travel(datetime.datetime(2026, 11, 1, 4, 0, tzinfo=datetime.UTC), tick=False):
+        made = statements.statement_generate(budget=budget, period_start=OCTOBER[0], period_end=OCTOBER[1])
     data = statements.statement_data(budget, *november)
-    # What the ledger says was recorded in November for dates before it, summed straight from the transfers
-    # (the fixture's own October money is recorded on the day the tests run, so it may be late too).
+    # Straight from the transfers: dated before November, recorded after October's statement was made (the
+    # fixture's own October money is recorded when the test runs, after 1 November, so it is late here too).
     ids = list(BudgetAccount.objects.filter(budget=budget).values_list("account_id", flat=True))
     recorded_late = (
-        Transfer.objects.filter(phase__in=MOVED, effective_date__lt=november[0])
-        .filter(recorded_at__gte=datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC))
-        .filter(recorded_at__lt=datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC))
+        Transfer.objects.filter(phase__in=MOVED, effective_date__lt=november[0], recorded_at__gt=made.generated_at)
         .filter(Q(debit_account_id__in=ids) | Q(credit_account_id__in=ids))
         .exclude(code__in=person_selectors.BOOKKEEPING)
     )
@@ -341,13 +341,16 @@ def test_money_recorded_late_for_an_earlier_month_is_listed_on_the_month_it_was_
     assert "28 October 2026 Paid to Receipt found late Singing for lung health £12.34" in text
     dp = account(budget, "held:direct-payment")
     assert f"Balance at the start of 1 November 2026 {pence(balance(dp, before=november[0]))}" in text
-
-    october_data = statements.statement_data(budget, *OCTOBER)
-    assert "Paid to Receipt found late" in [row.description for row in october_data.transactions]
-    assert october_data.late_entries == []
     client.force_login(october["patient"])
     page = client.get(f"/my/budgets/{budget.pk}/statements/statement/", {"period": "2026-11"}).content.decode()
     assert "Recorded late, for dates before this period" in page and "£12.34" in page
+
+    october_data = statements.statement_data(budget, *OCTOBER)
+    assert "Paid to Receipt found late" in [row.description for row in october_data.transactions]
+    assert october_data.late_entries == []  # no statement before October's
+    latest = Transfer.objects.order_by("-recorded_at").values_list("recorded_at", flat=True).first()
+    Statement.objects.filter(pk=made.pk).update(generated_at=latest + datetime.timedelta(seconds=1))
+    assert statements.statement_data(budget, *november).late_entries == []  # it was all on October's statement
 
 
 # --- The PDF itself ---------------------------------------------------------------------------------------------
