@@ -1,5 +1,6 @@
-"""Every role signs in to the seeded demo and follows every link its pages show, as a real user clicking around
-would: no page answers a server error, and no link shown to a role leads to a page it may not see.
+"""Every role signs in to the seeded demo and follows every link its pages show, and submits each search or
+filter form as it stands, as a real user clicking around would: no page answers a server error, and no link
+shown to a role leads to a page it may not see.
 
 The demo (`make run`'s data) has every plan state, budgets in every stage of their life, payment runs, statements,
 recoveries and reconciliation under way: far more shapes of data than any one test builds.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter, deque
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
 from django.core.management import call_command
@@ -32,15 +33,40 @@ ID = re.compile(r"/\d+(?=/)")
 
 
 class Links(HTMLParser):
+    """The page's links, and each search or filter form (method GET) as the URL submitting it unchanged makes."""
+
     def __init__(self):
         super().__init__()
         self.hrefs: list[str] = []
+        self._form: tuple[str, list[tuple[str, str]]] | None = None
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag == "a":
-            href = dict(attrs).get("href")
-            if href:
-                self.hrefs.append(href)
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+        elif tag == "form" and (attrs.get("method") or "get").lower() == "get":
+            self._form = (attrs.get("action") or "", [])
+        elif self._form is None or (not attrs.get("name") and tag != "option"):
+            return
+        elif tag == "input" and attrs.get("type", "text") not in ("submit", "button", "image", "file"):
+            if attrs.get("type") not in ("radio", "checkbox") or "checked" in attrs:
+                self._form[1].append((attrs["name"], attrs.get("value") or ""))
+        elif tag == "select":
+            self._select, self._options = attrs["name"], []
+        elif tag == "option" and self._select:
+            self._options.append((attrs.get("value") or "", "selected" in attrs))
+
+    def handle_endtag(self, tag):
+        if tag == "select" and self._form is not None and self._select:
+            chosen = [value for value, selected in self._options if selected] or [v for v, _ in self._options[:1]]
+            self._form[1].extend((self._select, value) for value in chosen)
+            self._select = None
+        elif tag == "form" and self._form is not None:
+            action, fields = self._form
+            self.hrefs.append(f"{action}?{urlencode(fields)}" if fields else action or "?")
+            self._form = None
 
 
 def links_on(page_url: str, html: str) -> list[str]:
