@@ -178,7 +178,7 @@ def render_pdf(html: str) -> bytes:
     URL fetcher reads only our own static files (the bundled fonts) and refuses anything else."""
     from budgets.statements import render_statement_pdf  # loads WeasyPrint only when a PDF is first asked for
 
-    return render_statement_pdf(html)
+    return render_statement_pdf(html, xhtml=False)  # letters' templates are plain HTML
 
 
 def letter_pdf(letter: Letter) -> bytes:

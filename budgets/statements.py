@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
+from xml.etree import ElementTree
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -618,29 +619,63 @@ def warm_up() -> None:
     render_statement_pdf(render_statement_html(data))
 
 
-def render_pdf_document(html: str):
+_parsed_html_class = None
+
+
+def _xml_root(html: str):
+    try:
+        # Our own template's output, every value in it escaped: it cannot declare entities or a DTD.
+        return ElementTree.fromstring(html)  # noqa: S314
+    except ElementTree.ParseError:
+        return None
+
+
+def parsed_html(html: str, *, xhtml: bool = True):
+    """WeasyPrint's document for our HTML. The statement template is well-formed XHTML that spells out what an HTML
+    parser would infer (tbody, closed paragraphs), so expat (C) builds the same tree as WeasyPrint's pure-Python HTML5
+    parser, in 0.3 ms rather than 15; a test checks that the PDFs are byte for byte the same. Other documents
+    (xhtml=False), and anything expat refuses, such as a control character in a name, take WeasyPrint's own way."""
+    global _parsed_html_class
     weasyprint = _weasyprint()[0]
+    root = _xml_root(html) if xhtml else None
+    if root is None:
+        return weasyprint.HTML(string=html, base_url=static_base_url(), url_fetcher=url_fetcher())
+    if _parsed_html_class is None:
+        import cssselect2
+
+        class ParsedHTML(weasyprint.HTML):
+            # The attributes weasyprint.HTML.__init__ sets once it has parsed (WeasyPrint is pinned).
+            def __init__(self, root):
+                self.base_url = static_base_url()
+                self.url_fetcher = url_fetcher()
+                self.media_type = "print"
+                self.wrapper_element = cssselect2.ElementWrapper.from_html_root(root, content_language=None)
+                self.etree_element = self.wrapper_element.etree_element
+
+        _parsed_html_class = ParsedHTML
+    return _parsed_html_class(root)
+
+
+def render_pdf_document(html: str, *, xhtml: bool = True):
     from weasyprint.urls import FatalURLFetchingError
 
     try:
-        return weasyprint.HTML(string=html, base_url=static_base_url(), url_fetcher=url_fetcher()).render(
-            font_config=font_config()
-        )
+        return parsed_html(html, xhtml=xhtml).render(font_config=font_config())
     except FatalURLFetchingError as exc:
         # WeasyPrint's fatal error is a BaseException, which would take a worker process down with it.
         raise RefusedResource(str(exc)) from exc
 
 
-def render_statement_pdf_with_pages(html: str) -> tuple[bytes, int]:
-    document = render_pdf_document(html)
+def render_statement_pdf_with_pages(html: str, *, xhtml: bool = True) -> tuple[bytes, int]:
+    document = render_pdf_document(html, xhtml=xhtml)
     # The identifier comes from the content, so the same statement always gives the same bytes.
     identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
     return document.write_pdf(pdf_identifier=identifier, **PDF_OPTIONS), len(document.pages)
 
 
-def render_statement_pdf(html: str) -> bytes:
+def render_statement_pdf(html: str, *, xhtml: bool = True) -> bytes:
     """Tagged PDF/UA-1, A4, with the title, author, language and dates the HTML declares."""
-    return render_statement_pdf_with_pages(html)[0]
+    return render_statement_pdf_with_pages(html, xhtml=xhtml)[0]
 
 
 # --- Storing and notifying --------------------------------------------------------------------------------------
