@@ -132,9 +132,15 @@ def spend_chart_svg(
     # More than a year's labels would collide, so show every other one.
     label_every = 1 if len(points) <= 12 else 2
     body.append(f'<g data-part="x-labels" fill="{TEXT}" font-size="{FONT_SIZE}" text-anchor="middle">')
+    shown_year = None
     for index, point in enumerate(points):
         if index % label_every == 0:
-            body.append(_month_label(x_centre(index), plot_bottom + FONT_SIZE + 4, point.label))
+            month, _, year = point.label.partition(" ")
+            # The year under the first month and wherever it changes, as on a calendar: fewer letters to read,
+            # and to draw (WeasyPrint lays out SVG text one letter at a time, a tenth of a statement's time).
+            label = point.label if year != shown_year else month
+            shown_year = year
+            body.append(_month_label(x_centre(index), plot_bottom + FONT_SIZE + 4, label))
     body.append("</g>")
 
     bar_width = band * 0.6

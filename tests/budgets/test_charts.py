@@ -212,6 +212,16 @@ def test_month_labels_split_onto_two_lines():
     assert label.find("svg:tspan", NS).text == "2026"
 
 
+def test_the_year_is_shown_under_the_first_month_and_each_january_only():
+    months = ["Nov 2026", "Dec 2026", "Jan 2027", "Feb 2027", "Mar 2027"]
+    root = parse(chart([ChartPoint(month, 100_00, None) for month in months]))
+    labels = part(root, "x-labels").findall("svg:text", NS)
+
+    assert [label.text for label in labels] == ["Nov", "Dec", "Jan", "Feb", "Mar"]
+    years = [label.find("svg:tspan", NS) for label in labels]
+    assert [year.text if year is not None else None for year in years] == ["2026", None, "2027", None, None]
+
+
 def test_rejects_sizes_too_small_to_lay_out():
     with pytest.raises(ValueError):
         chart(points_with([1]), width=100)
