@@ -13,7 +13,11 @@ on the Stripe cash account, with the transfers only Stripe can tell us about:
   it matches the Stripe line here and the bank line there;
 - a charge or a refund takes the reference of the budget it paid (found through its card payment), so it matches
   the card-payment transfer by reference.
-Failed and cancelled payouts are left out (Stripe reverses them on the balance).
+A payout that fails or is cancelled before it was fetched is left out (Stripe reverses it on the balance). One
+fetched earlier as pending or in transit was posted to the bank; Stripe then returns the money with a
+`payout_failure` or `payout_cancel` balance transaction, which the import records as a line and posts as the
+reversal of the payout, so the Stripe account matches line for line and the pair, which never reached the bank
+statement, cancels out in the bank's reconciliation.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from budgets.card_payments import stripe_balance_account
 from budgets.ending import icb_bank_account
 from budgets.models import Budget, CardPayment, PaymentRunItem, PayoutMethod
 from ledger import services as ledger
-from ledger.models import Account, AccountKind, CashAccount, StatementImport, StatementSource
+from ledger.models import Account, AccountKind, CashAccount, StatementImport, StatementSource, Transfer
 from ledger.statements_import import SKIP, ImportRefused, Parsed, ParsedLine, lines_record
 
 PAID_OUT_CODE = "icb:paid-out"
@@ -37,6 +41,7 @@ STRIPE_FEES_CODE = "icb:stripe-fees"
 REVERSED_PAYOUTS = {"failed", "canceled"}
 # Stripe shows a payout on the balance too; the payout object is the one with the arrival date and status.
 PAYOUT_TYPES = {"payout", "payout_cancel", "payout_failure"}
+RETURNED_PAYOUTS = {"payout_failure": "failed", "payout_cancel": "was cancelled"}
 
 
 def paid_out_account() -> Account:
@@ -91,7 +96,7 @@ def stripe_statement_import(
         payouts = gateway.payouts(since=since, until=until)
     except payments.PaymentError as exc:
         raise ImportRefused([(0, f"Stripe could not be reached: {exc}")]) from exc
-    parsed, fees, paid_out = _lines(movements, payouts)
+    parsed, fees, paid_out, returned = _lines(movements, payouts)
     if not parsed.lines and not parsed.bad_lines:
         raise ImportRefused([(0, f"Stripe has no movements from {start:%d/%m/%Y} to {end:%d/%m/%Y}")])
     ids = sorted(line.bank_id for line in parsed.lines)
@@ -100,6 +105,14 @@ def stripe_statement_import(
             _post(line, debit=stripe_fees_account(), credit=cash_account.account, code="stripe_fee", user=acting_user)
         for line in paid_out:
             _post(line, debit=icb_bank_account(), credit=cash_account.account, code="stripe_payout", user=acting_user)
+        for line, payout_transfer in returned:
+            ledger.transfer_reverse(
+                key=f"stripe:{line.bank_id}",
+                transfer=payout_transfer,
+                effective_date=line.date,
+                description=line.description,
+                acting_user=acting_user,
+            )
         return lines_record(
             cash_account=cash_account,
             source=StatementSource.STRIPE,
@@ -111,10 +124,17 @@ def stripe_statement_import(
         )
 
 
+def _recorded_payout(payout_id: str) -> Transfer | None:
+    """The payout's own transfer to the bank, if an earlier fetch posted it (a reversal shares its reference)."""
+    if not payout_id:
+        return None
+    return Transfer.objects.filter(code="stripe_payout", reference=payout_id, reverses__isnull=True).first()
+
+
 def _lines(
     movements: list[payments.BalanceTransaction], payouts: list[payments.Payout]
-) -> tuple[Parsed, list[ParsedLine], list[ParsedLine]]:
-    parsed, fees, paid_out = Parsed(), [], []
+) -> tuple[Parsed, list[ParsedLine], list[ParsedLine], list[tuple[ParsedLine, Transfer]]]:
+    parsed, fees, paid_out, returned = Parsed(), [], [], []
     intents = {m.payment_intent_id for m in movements if m.payment_intent_id}
     budgets_by_intent = {
         intent: Budget(pk=budget_id).owner_ref
@@ -123,6 +143,19 @@ def _lines(
     number = 0
     for movement in sorted(movements, key=lambda m: (m.created, m.id)):
         number += 1
+        if movement.type in RETURNED_PAYOUTS and movement.currency == payments.CURRENCY:
+            payout_transfer = _recorded_payout(movement.source)
+            if payout_transfer is not None:
+                line = ParsedLine(
+                    line_number=number,
+                    date=movement.created.date(),
+                    amount=movement.amount_pence,
+                    description=f"Payout {movement.source} {RETURNED_PAYOUTS[movement.type]}: back on the balance",
+                    reference=movement.source,
+                    bank_id=movement.id,
+                )
+                parsed.lines.append(line)
+                returned.append((line, payout_transfer))
         if movement.type in PAYOUT_TYPES:
             continue
         if movement.currency != payments.CURRENCY:
@@ -171,7 +204,7 @@ def _lines(
         )
         parsed.lines.append(line)
         paid_out.append(line)
-    return parsed, fees, paid_out
+    return parsed, fees, paid_out, returned
 
 
 def _post(line: ParsedLine, *, debit: Account, credit: Account, code: str, user) -> None:

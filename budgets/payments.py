@@ -572,6 +572,15 @@ class FakeGateway:
             self.payout_list.append(payout)
             return payout
 
+    def payout_fails(self, payout_id: str, *, cancelled: bool = False) -> BalanceTransaction:
+        """What Stripe does when the bank refuses a payout (or it is cancelled): the payout's status changes and
+        a balance transaction puts the money back on the balance."""
+        with self._lock:
+            index, payout = next((i, p) for i, p in enumerate(self.payout_list) if p.id == payout_id)
+            self.payout_list[index] = dataclasses.replace(payout, status="canceled" if cancelled else "failed")
+            kind = "payout_cancel" if cancelled else "payout_failure"
+            return self._move(kind, payout.amount_pence, 0, payout.id, f"STRIPE PAYOUT {kind.upper()}")
+
     def signed(self, event: dict[str, Any]) -> tuple[bytes, str]:
         """A webhook body and Stripe-Signature header for `event`, signed with the webhook secret."""
         payload = json.dumps(event).encode()

@@ -72,6 +72,8 @@ SELECT coalesce(sum(CASE WHEN debit_account_id = %(account)s THEN amount ELSE -a
    AND phase IN ('posted', 'post_pending') AND effective_date <= %(end)s
 """
 
+# A transfer and its reversal that the statement never showed (a Stripe payout that failed before reaching the
+# bank, say) cancel out: both dated in the window and neither matched, neither is listed.
 _LEDGER_ONLY_SQL = """
 SELECT t.id, t.effective_date, CASE WHEN t.debit_account_id = %(account)s THEN t.amount ELSE -t.amount END,
        coalesce(nullif(t.description, ''), t.reference, t.code)
@@ -83,6 +85,16 @@ SELECT t.id, t.effective_date, CASE WHEN t.debit_account_id = %(account)s THEN t
          JOIN ledger_match m ON m.id = mt.match_id
          JOIN ledger_statementline l ON l.id = m.line_id
         WHERE mt.transfer_id = t.id AND mt.cash_account_id = %(cash)s AND mt.active AND l.date <= %(end)s)
+   AND NOT EXISTS (
+       SELECT 1 FROM ledger_transfer r
+        WHERE (r.reverses_id = t.id OR r.id = t.reverses_id)
+          AND r.phase IN ('posted', 'post_pending') AND r.effective_date BETWEEN %(start)s AND %(end)s
+          AND NOT EXISTS (
+              SELECT 1 FROM ledger_matchedtransfer rmt
+                JOIN ledger_match rm ON rm.id = rmt.match_id
+                JOIN ledger_statementline rl ON rl.id = rm.line_id
+               WHERE rmt.transfer_id = r.id AND rmt.cash_account_id = %(cash)s AND rmt.active
+                 AND rl.date <= %(end)s))
  ORDER BY t.effective_date, t.id
 """
 

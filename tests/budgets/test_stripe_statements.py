@@ -149,6 +149,47 @@ def test_a_payment_run_leaves_the_bank_as_one_bacs_line_and_stripe_as_a_connect_
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("cancelled", [False, True], ids=["failed", "cancelled"])
+def test_a_payout_fetched_on_its_way_that_then_fails_is_reversed_and_cancels_out_at_the_bank(
+    client, fake_payments, cancelled
+):
+    today = datetime.date.today()
+    crew = crew_with_patient()
+    finance = crew["finance"]
+    account = stripe_cash(today - datetime.timedelta(days=7))
+    bank = CashAccount.objects.create(
+        account=icb_bank_account(), name="Bank", reconcile_from=today - datetime.timedelta(days=7)
+    )
+    card_paid(client, crew, fake_payments, 5000)
+    payout = fake_payments.payout(5000 - payments.uk_card_fee(5000), status="pending" if cancelled else "in_transit")
+    cash.stripe_statement_import(cash_account=account, start=today, end=today, acting_user=finance)
+    [sent] = Transfer.objects.filter(code="stripe_payout")
+    # On its way: the bank has not shown it yet, so the bank's reconciliation lists it.
+    assert [item.id for item in reconciliation.report(bank, today).ledger_only] == [sent.pk]
+
+    fake_payments.payout_fails(payout.id, cancelled=cancelled)
+    record = cash.stripe_statement_import(cash_account=account, start=today, end=today, acting_user=finance)
+
+    assert record.lines_added == 1
+    [reversal] = Transfer.objects.filter(reverses=sent)
+    assert (reversal.debit_account_id, reversal.credit_account_id, reversal.amount) == (
+        account.account_id,
+        icb_bank_account().pk,
+        payout.amount_pence,
+    )
+    back = StatementLine.objects.get(cash_account=account, amount=payout.amount_pence)
+    assert back.reference == payout.id and ("cancelled" if cancelled else "failed") in back.description
+    assert matching.auto_match(account)["reference"] == 4  # the charge, its fee, the payout and its return
+    assert reconciliation.report(account, today).reconciled
+    at_the_bank = reconciliation.report(bank, today)
+    assert at_the_bank.ledger_only == [] and at_the_bank.reconciled and at_the_bank.ledger_balance == 0
+
+    again = cash.stripe_statement_import(cash_account=account, start=today, end=today, acting_user=finance)
+    assert again.lines_added == 0 and Transfer.objects.filter(reverses=sent).count() == 1
+    assert ledger_verify().ok
+
+
+@pytest.mark.django_db
 def test_payouts_that_failed_are_left_out_and_other_currencies_are_listed(fake_payments):
     finance = user_with_role(Role.FINANCE_OFFICER)
     today = datetime.date.today()

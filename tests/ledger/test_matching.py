@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from accounts.roles import Role
-from ledger import matching, reconciliation
+from ledger import matching, reconciliation, services
 from ledger.exceptions import PeriodClosed
 from ledger.models import AccountKind, ClosedPeriod, Match, MatchedTransfer, StatementLine
 from ledger.statements_import import statement_import
@@ -145,6 +145,25 @@ def test_the_report_explains_every_difference_line_by_line(books, officer):
         acting_user=officer,
     )
     assert reconciliation.report(cash, day(31)).reconciled
+
+
+def test_a_transfer_and_its_reversal_that_the_statement_never_showed_cancel_out(books, officer):
+    cash, charges = books
+    import_ofx(cash, officer)
+    matching.auto_match(cash)
+    mistaken = post(cash.account, charges, 750, "refund", reference="never sent", effective_date=day(10))
+    assert [item.id for item in reconciliation.report(cash, day(31)).ledger_only] == [mistaken.pk]
+
+    reversal = services.transfer_reverse(key="undo", transfer=mistaken, effective_date=day(12)).transfer
+
+    after = reconciliation.report(cash, day(31))
+    assert after.ledger_only == [] and after.difference == after.explained
+    # Before the reversal's date the mistake is still there to explain.
+    assert [item.id for item in reconciliation.report(cash, day(11)).ledger_only] == [mistaken.pk]
+    # Once the statement shows one of the pair, the other is listed again: it no longer cancels anything out.
+    line = StatementLine.objects.get(amount=-750)
+    matching.match_by_hand(line=line, transfer_ids=[reversal.pk], acting_user=officer)
+    assert [item.id for item in reconciliation.report(cash, day(31)).ledger_only] == [mistaken.pk]
 
 
 def test_a_month_closes_only_when_every_cash_account_reconciles(books, officer):
