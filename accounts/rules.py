@@ -68,4 +68,6 @@ rules.add_perm("budgets.close_budget", is_finance_manager)
 # --- Finance reports (budgets/reports.py): the quarterly PHB return and recharges between funders -----------------
 # Finance staff prepare them, auditors read them, ICB approvers see their own ICB's (scoped by the selectors).
 rules.add_perm("budgets.view_reports", is_finance | is_auditor | is_icb_approver)
+# Finance staff record what local authorities pay towards their recharges; the others above read it.
+rules.add_perm("budgets.record_funder_payments", is_finance)
 # --- end finance reports ------------------------------------------------------------------------------------------

@@ -998,3 +998,28 @@ class Letter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.subject_ref})"
+
+
+@pghistory.track(append_only=True)
+class FunderPayment(models.Model):
+    """Money a local authority paid the ICB towards a quarter's recharges for the integrated budgets it co-funds
+    (budgets/reports.py). Posted to the ICB's bank in the ledger, so it is reconciled like any receipt."""
+
+    icb = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    local_authority = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    quarter = models.CharField(max_length=7, help_text="The quarter it pays for, as 2026-Q2")
+    amount_pence = models.BigIntegerField()
+    received_on = models.DateField()
+    reference = models.CharField(max_length=35, help_text="As it will show on the bank statement")
+    transfer = models.OneToOneField("ledger.Transfer", on_delete=models.PROTECT, related_name="+")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["quarter", "received_on", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_pence__gt=0), name="funder_payment_positive")]
+        indexes = [models.Index(fields=["quarter", "icb", "local_authority"])]
+
+    def __str__(self) -> str:
+        return f"{self.quarter}: {self.amount_pence}p"

@@ -13,14 +13,18 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.models import Organisation
+from accounts.models import Organisation, OrganisationKind
 from brokerage.models import Person
 from brokerage.selectors import people_visible_to
-from budgets import reports
+from budgets import funder_payments, reports
+from budgets.holder_views import one_time_key
+from budgets.services import BudgetError
 from config.exports import csv_response
+from ledger.exceptions import LedgerError
 
 
 def require_reports(request: HttpRequest) -> None:
@@ -148,3 +152,113 @@ def recharges_csv(request: HttpRequest) -> HttpResponse:
             raise Http404
         filename = f"recharges-{asked.quarter.code}{asked.file_suffix}-{statements[0].slug}.csv"
     return csv_response(filename, reports.RECHARGES_CSV_HEADER, reports.recharges_csv_rows(report, statements))
+
+
+# --- Payments from local authorities towards their recharges (budgets/funder_payments.py) -------------------------
+
+
+class FunderPaymentForm(forms.Form):
+    local_authority = forms.ChoiceField(
+        label="Local authority that paid",
+        error_messages={
+            "required": "Choose the local authority that paid",
+            "invalid_choice": "Choose a local authority from the list",
+        },
+    )
+    icb = forms.ChoiceField(
+        label="ICB it paid", error_messages={"required": ICB_INVALID, "invalid_choice": ICB_INVALID}
+    )
+    quarter = forms.CharField(
+        label="Quarter it pays for",
+        max_length=20,
+        error_messages={"required": reports.QUARTER_INVALID, "max_length": reports.QUARTER_INVALID},
+    )
+    amount = forms.DecimalField(
+        label="Amount in pounds",
+        min_value=0,
+        max_digits=11,
+        decimal_places=2,
+        error_messages={
+            "required": "Enter the amount",
+            "invalid": "Enter an amount in pounds and pence, like 12500.00",
+            "min_value": "The amount must be more than £0",
+            "max_decimal_places": "Enter an amount in pounds and pence, like 12500.00",
+            "max_digits": "The amount must be £100,000,000.00 or less",
+            "max_whole_digits": "The amount must be £100,000,000.00 or less",
+        },
+    )
+    received_on = forms.DateField(
+        label="Date received",
+        help_text="For example 2026-10-15",
+        error_messages={"required": "Enter the date received", "invalid": "Enter a real date, like 2026-10-15"},
+    )
+    reference = forms.CharField(
+        label="Reference",
+        max_length=35,
+        help_text="As it will show on the bank statement",
+        error_messages={
+            "required": "Enter the reference the payment came with",
+            "max_length": "Keep the reference to 35 characters or fewer",
+        },
+    )
+    key = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, icbs: list[Organisation], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.icbs = {str(icb.pk): icb for icb in icbs}
+        authorities = Organisation.objects.filter(kind=OrganisationKind.LOCAL_AUTHORITY).order_by("name")
+        self.authorities = {str(authority.pk): authority for authority in authorities}
+        self.fields["local_authority"].choices = [
+            ("", "Choose"),
+            *((pk, la.name) for pk, la in self.authorities.items()),
+        ]
+        self.fields["icb"].choices = [("", "Choose"), *((pk, icb.name) for pk, icb in self.icbs.items())]
+        if len(self.icbs) == 1:
+            self.fields["icb"].initial = next(iter(self.icbs))
+
+    def clean_quarter(self) -> reports.Quarter:
+        try:
+            return reports.Quarter.parse(self.cleaned_data["quarter"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_received_on(self):
+        received_on = self.cleaned_data["received_on"]
+        if received_on > timezone.localdate():
+            raise forms.ValidationError("The date received must be today or in the past")
+        return received_on
+
+
+@login_required
+def funder_payments_page(request: HttpRequest) -> HttpResponse:
+    """The quarter's payments from local authorities; finance staff record them here."""
+    require_reports(request)
+    asked = _report_request(request)
+    can_record = request.user.has_perm("budgets.record_funder_payments")
+    icbs = list(asked.form.icbs.values())
+    initial = {"key": one_time_key(), **({"quarter": asked.quarter.code} if asked.quarter else {})}
+    record_form = FunderPaymentForm(initial=initial, icbs=icbs, prefix="pay") if can_record else None
+    if request.method == "POST":
+        if not can_record:
+            raise Http404
+        record_form = FunderPaymentForm(request.POST, icbs=icbs, prefix="pay")
+        if record_form.is_valid():
+            data = record_form.cleaned_data
+            try:
+                payment = funder_payments.funder_payment_record(
+                    icb=record_form.icbs[data["icb"]],
+                    local_authority=record_form.authorities[data["local_authority"]],
+                    quarter=data["quarter"],
+                    amount_pence=int(data["amount"] * 100),
+                    received_on=data["received_on"],
+                    reference=data["reference"],
+                    key=f"funder-payment:{data['key']}",
+                    acting_user=request.user,
+                )
+                return redirect(f"{request.path}?{urlencode({'quarter': payment.quarter})}")
+            except (BudgetError, LedgerError) as exc:  # e.g. a date in a month finance has closed
+                record_form.add_error(None, str(exc))
+    icb_ids = [asked.icb.pk] if asked.icb else [icb.pk for icb in icbs]
+    payments = funder_payments.payments_for(asked.quarter, icb_ids=icb_ids) if asked.quarter else []
+    context = {"form": asked.form, "hint": HINT, "asked": asked, "payments": payments, "record_form": record_form}
+    return render(request, "budgets/reports/funder_payments.jinja", context)

@@ -39,10 +39,11 @@ Recharges for integrated budgets
   - each funder's share of that spending, in proportion to the plan's funding split, apportioned with
     `budgets.selectors.apportion` so the shares add up to the penny;
   - paid: the person's contribution received in the quarter (card payments for the contribution, net of refunds,
-    and money into the dedicated account recorded as the contribution). The ledger records no money from local
-    authorities (nor says which funder "one of the budget's funders" was), so a local authority has paid nothing
-    here and owes its whole share. The ICB holds the pooled money and pays for everything, so it paid the
-    spending less what the others paid in;
+    and money into the dedicated account recorded as the contribution), and what each local authority paid the
+    ICB for the quarter (budgets/funder_payments.py), shared between that authority's budgets at that ICB in
+    proportion to their shares of the spending. A payment for a quarter in which none of the authority's budgets
+    there counts is listed apart, as unallocated. The ICB holds the pooled money and pays for everything, so it
+    paid the spending less what the others paid in;
   - net = share - paid: above zero the funder owes that much to the ICB that holds the budget; below zero it is
     owed that much (a person who paid their contribution ahead of the spending is in credit). For each budget the
     funders' nets add up to zero.
@@ -61,7 +62,7 @@ from django.db.models import Case, QuerySet, Sum, Value, When
 from django.utils import timezone
 
 from brokerage.models import CarePlan, Cohort, ManagementType, Person, PlanEvent, PlanStatus
-from budgets.models import Budget, BudgetAccount, BudgetLine, StopDecision, StopGround
+from budgets.models import Budget, BudgetAccount, BudgetLine, FunderPayment, StopDecision, StopGround
 from budgets.selectors import apportion
 from config.db_router import reads_from_replica
 from ledger.models import Transfer
@@ -461,10 +462,20 @@ class FunderStatement:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnallocatedPayment:
+    """A local authority's payment for the quarter with none of its integrated budgets at that ICB in the report."""
+
+    icb_name: str
+    local_authority_name: str
+    amount: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Recharges:
     quarter: Quarter
     budgets: tuple[BudgetRecharge, ...]
     statements: tuple[FunderStatement, ...]
+    unallocated: tuple[UnallocatedPayment, ...] = ()
 
     @property
     def spent(self) -> int:
@@ -518,15 +529,20 @@ def recharges(year_or_quarter, quarter: int | None = None, *, people: QuerySet[P
         if span.in_force_between(period.start, period.end)
     }
 
-    lines: list[BudgetRecharge] = []
+    counted = []  # (budget, its funders' weights, their shares of the spending)
     for pk, budget in sorted(co_funded.items(), key=lambda item: (item[1].plan.person.full_name, item[0])):
         if pk not in in_force and not spent[pk] and not contributed[pk]:
             continue
+        weights = [_pence(getattr(budget.plan, field)) for _, field, _ in FUNDER_KINDS]
+        counted.append((budget, weights, _signed_apportion(spent[pk], weights)))
+    from_authorities, unallocated = _authority_payments(period, counted, people)
+
+    lines: list[BudgetRecharge] = []
+    for budget, weights, shares in counted:
+        pk = budget.pk
         plan: CarePlan = budget.plan
         person = plan.person
-        weights = [_pence(getattr(plan, field)) for _, field, _ in FUNDER_KINDS]
-        shares = _signed_apportion(spent[pk], weights)
-        paid = {"local_authority": 0, "contribution": contributed[pk]}
+        paid = {"local_authority": from_authorities.get(pk, 0), "contribution": contributed[pk]}
         paid["icb"] = spent[pk] - paid["local_authority"] - paid["contribution"]
         parts = []
         for (kind, _, _), weight, share in zip(FUNDER_KINDS, weights, shares, strict=True):
@@ -550,7 +566,44 @@ def recharges(year_or_quarter, quarter: int | None = None, *, people: QuerySet[P
         FunderStatement(key, names[key][0], kind_labels[names[key][0]], names[key][1], tuple(grouped[key]))
         for key in sorted(grouped, key=lambda k: (kind_order[k[0]], names[k][1], k[1] or 0))
     )
-    return Recharges(quarter=period, budgets=tuple(lines), statements=statements)
+    return Recharges(quarter=period, budgets=tuple(lines), statements=statements, unallocated=unallocated)
+
+
+LOCAL_AUTHORITY_INDEX = [kind for kind, _, _ in FUNDER_KINDS].index("local_authority")
+
+
+def _authority_payments(
+    period: Quarter, counted, people: QuerySet[Person] | None
+) -> tuple[dict[int, int], tuple[UnallocatedPayment, ...]]:
+    """What each local authority paid an ICB for the quarter, shared between that authority's budgets there in
+    proportion to their shares of the spending (or, when nothing was spent, of the plans' funding), to the penny.
+    A payment with no such budget in the report is returned apart, so it is shown rather than lost."""
+    received: dict[tuple[int, int], int] = defaultdict(int)
+    names: dict[tuple[int, int], tuple[str, str]] = {}
+    payments = FunderPayment.objects.filter(quarter=period.code).select_related("icb", "local_authority")
+    if people is not None:  # the ICBs of the people the report is for
+        payments = payments.filter(icb_id__in=people.values("icb_id"))
+    for payment in payments:
+        received[(payment.icb_id, payment.local_authority_id)] += payment.amount_pence
+        names[(payment.icb_id, payment.local_authority_id)] = (payment.icb.name, payment.local_authority.name)
+    groups: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for budget, weights, shares in counted:
+        person = budget.plan.person
+        if weights[LOCAL_AUTHORITY_INDEX] > 0 and person.local_authority_id is not None:
+            key = (person.icb_id, person.local_authority_id)
+            groups[key].append((budget.pk, max(shares[LOCAL_AUTHORITY_INDEX], 0), weights[LOCAL_AUTHORITY_INDEX]))
+    allocated: dict[int, int] = {}
+    unallocated = []
+    for key, amount in sorted(received.items()):
+        members = groups.get(key)
+        if not members:
+            unallocated.append(UnallocatedPayment(*names[key], amount))
+            continue
+        by_share = [share for _, share, _ in members]
+        parts = apportion(amount, by_share if any(by_share) else [weight for _, _, weight in members])
+        for (budget_id, _, _), part in zip(members, parts, strict=True):
+            allocated[budget_id] = part
+    return allocated, tuple(unallocated)
 
 
 RECHARGES_CSV_HEADER = [

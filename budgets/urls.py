@@ -94,5 +94,10 @@ urlpatterns += [
     path("finance/reports/phb-return/phb-return.csv", report_views.phb_return_csv, name="phb-return-csv"),
     path("finance/reports/recharges/", report_views.recharges, name="recharges"),
     path("finance/reports/recharges/recharges.csv", report_views.recharges_csv, name="recharges-csv"),
+    path(
+        "finance/reports/recharges/local-authority-payments/",
+        report_views.funder_payments_page,
+        name="funder-payments",
+    ),
 ]
 # --- end finance reports -------------------------------------------------------------------------------------------

@@ -628,7 +628,13 @@ OUTSIDE_FINANCE = {
     Role.THIRD_PARTY_STAFF,
     Role.ADMINISTRATOR,
 }
-REPORTS = {"budgets:phb-return", "budgets:phb-return-csv", "budgets:recharges", "budgets:recharges-csv"}
+REPORTS = {
+    "budgets:phb-return",
+    "budgets:phb-return-csv",
+    "budgets:recharges",
+    "budgets:recharges-csv",
+    "budgets:funder-payments",  # what local authorities paid their ICB: an approver reads their own ICB's
+}
 
 
 def finance_urls() -> list[tuple[str, str]]:

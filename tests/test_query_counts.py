@@ -51,6 +51,7 @@ LIST_PAGES: dict[str, list[tuple[Role, str]]] = {
     "budgets:card-payments": [(Role.FINANCE_OFFICER, "")],
     "budgets:phb-return": [(Role.FINANCE_OFFICER, "")],
     "budgets:recharges": [(Role.FINANCE_OFFICER, "")],
+    "budgets:funder-payments": [(Role.FINANCE_OFFICER, "")],
     "brokerage:people": [(Role.CARE_BROKER, ""), (Role.CARE_COORDINATOR, ""), (Role.AUDITOR, "")],
     "brokerage:approvals": [(Role.ICB_APPROVER, "")],
     "ledger:accounts": [(Role.FINANCE_OFFICER, ""), (Role.AUDITOR, "")],

@@ -18,8 +18,8 @@ from djmoney.money import Money
 from accounts.roles import Role
 from brokerage import services as plans
 from brokerage.models import Cohort, ManagementType
-from budgets import invoices, monitoring, reports, services, spending
-from budgets.models import ScheduledPayment, StopGround, SuspensionReason
+from budgets import funder_payments, invoices, monitoring, reports, services, spending
+from budgets.models import FunderPayment, ScheduledPayment, StopGround, SuspensionReason
 from tests.brokerage.helpers import complete_plan, make_person, service, team
 from tests.factories import OrganisationFactory, user_with_role
 
@@ -584,6 +584,128 @@ def test_a_quarter_with_no_integrated_spending_says_so(client, crew, integrated)
     page = client.get("/finance/reports/recharges/", {"quarter": "2024-Q1"})
     assert page.status_code == 200
     assert "No integrated budget was in force or had spending in this quarter." in page.content.decode()
+
+
+# --- Payments from local authorities ------------------------------------------------------------------------------
+
+
+PAID_IN_JANUARY = D(2026, 1, 15)
+
+
+def council_pays(crew, council, pence, *, quarter="2025-Q3", day=PAID_IN_JANUARY, key="ncc-q3"):
+    return funder_payments.funder_payment_record(
+        icb=crew["icb"],
+        local_authority=council,
+        quarter=reports.Quarter.parse(quarter),
+        amount_pence=pence,
+        received_on=day,
+        reference="NCC RECHARGE Q3",
+        key=key,
+        acting_user=crew["finance"],
+    )
+
+
+def test_a_local_authoritys_payment_is_shared_between_its_budgets_and_posted_to_the_bank(crew, integrated):
+    payment = council_pays(crew, integrated["council"], 100_00)
+    assert council_pays(crew, integrated["council"], 100_00) == payment  # the same form twice: recorded once
+    moved = payment.transfer
+    assert (moved.debit_account.code, moved.credit_account.code, moved.amount) == (
+        "icb:bank",
+        "icb:recharges-received",
+        100_00,
+    )
+    assert (moved.reference, moved.effective_date) == ("NCC RECHARGE Q3", D(2026, 1, 15))
+
+    report = reports.recharges(2025, 3)
+    by_budget = {line.budget_id: line for line in report.budgets}
+    una, vic = by_budget[integrated["una"].pk], by_budget[integrated["vic"].pk]
+    # £100 shared by the council's shares, £130.80 and £1.67: £98.739... and £1.260..., the odd penny to Una.
+    assert [(p.kind, p.share, p.paid, p.net) for p in una.parts] == [
+        ("icb", 261_61, 436_01 - 98_74 - 50_00, 261_61 - 287_27),
+        ("local_authority", 130_80, 98_74, 32_06),
+        ("contribution", 43_60, 50_00, -6_40),
+    ]
+    assert [(p.kind, p.paid, p.net) for p in vic.parts] == [("icb", 2_08, -41), ("local_authority", 1_26, 41)]
+    assert all(sum(p.net for p in line.parts) == 0 for line in report.budgets)
+    [council] = [s for s in report.statements if s.kind == "local_authority"]
+    assert (council.share, council.paid, council.net) == (132_47, 100_00, 32_47)
+    assert report.unallocated == ()
+
+
+def test_a_payment_for_a_quarter_none_of_the_authoritys_budgets_counts_in_is_shown_apart(client, crew, integrated):
+    council_pays(crew, integrated["council"], 5_00, quarter="2024-Q1", day=D(2025, 1, 2), key="early")
+    report = reports.recharges(2024, 1)
+    assert [(u.local_authority_name, u.amount) for u in report.unallocated] == [("Newcastle City Council", 5_00)]
+    client.force_login(crew["finance"])
+    text = client.get("/finance/reports/recharges/", {"quarter": "2024-Q1"}).content.decode()
+    assert "Newcastle City Council paid" in text and "£5.00" in text and "in no statement below" in text
+
+
+def test_the_service_refuses_what_is_not_a_payment_from_a_local_authority(crew, integrated):
+    council = integrated["council"]
+    wrong = [
+        ({"local_authority": crew["icb"]}, "Choose the local authority that paid"),
+        ({"amount_pence": 0}, "between 1p"),
+        ({"day": datetime.date.today() + datetime.timedelta(days=1)}, "today or in the past"),
+        ({"day": D(2025, 9, 30)}, "on or after the quarter's first day"),
+    ]
+    for changes, message in wrong:
+        arguments = {"local_authority": council, "amount_pence": 1_00, "day": D(2026, 1, 15), **changes}
+        with pytest.raises(services.BudgetError, match=message):
+            funder_payments.funder_payment_record(
+                icb=crew["icb"],
+                local_authority=arguments["local_authority"],
+                quarter=reports.Quarter.parse("2025-Q3"),
+                amount_pence=arguments["amount_pence"],
+                received_on=arguments["day"],
+                reference="X",
+                key=message,
+                acting_user=crew["finance"],
+            )
+    assert not FunderPayment.objects.exists()
+
+
+def test_finance_records_payments_on_the_page_others_with_the_reports_only_read_them(client, crew, integrated):
+    url = "/finance/reports/recharges/local-authority-payments/"
+    council = integrated["council"]
+    client.force_login(crew["finance"])
+    page = client.get(url, {"quarter": "2025-Q3"})
+    assert page.status_code == 200 and "Record a payment" in page.content.decode()
+    form = {
+        "pay-local_authority": council.pk,
+        "pay-icb": crew["icb"].pk,
+        "pay-quarter": "2025-Q3",
+        "pay-amount": "120.50",
+        "pay-received_on": "2026-01-20",
+        "pay-reference": "NCC 0042",
+        "pay-key": "page-1",
+    }
+    bad = client.post(url, {**form, "pay-amount": "lots", "pay-received_on": "2026-02-30"})
+    assert bad.status_code == 200 and "There is a problem" in bad.content.decode()
+    assert "Enter an amount in pounds and pence" in bad.content.decode()
+    assert "Enter a real date" in bad.content.decode()
+    done = client.post(url, form)
+    assert done.status_code == 302 and "quarter=2025-Q3" in done["Location"]
+    client.post(url, form)  # posted twice
+    [payment] = FunderPayment.objects.all()
+    assert (payment.amount_pence, payment.reference, payment.recorded_by) == (120_50, "NCC 0042", crew["finance"])
+    listed = client.get(url, {"quarter": "2025-Q3"}).content.decode()
+    assert "NCC 0042" in listed and "£120.50" in listed
+    recharges = client.get("/finance/reports/recharges/", {"quarter": "2025-Q3"}).content.decode()
+    assert "/finance/reports/recharges/local-authority-payments/?quarter=2025-Q3" in recharges
+
+    for role in (Role.AUDITOR, Role.ICB_APPROVER):
+        client.force_login(user_with_role(role, organisation=crew["icb"]))
+        read = client.get(url, {"quarter": "2025-Q3"})
+        assert read.status_code == 200 and "NCC 0042" in read.content.decode()
+        assert "Record a payment" not in read.content.decode()
+        assert client.post(url, {**form, "pay-key": f"by-{role}"}).status_code == 404
+    client.force_login(user_with_role(Role.ICB_APPROVER, organisation=OrganisationFactory(kind="icb")))
+    elsewhere = client.get(url, {"quarter": "2025-Q3"})
+    assert elsewhere.status_code == 200 and "NCC 0042" not in elsewhere.content.decode()  # another ICB's approver
+    client.force_login(user_with_role(Role.CARE_BROKER, organisation=crew["icb"]))
+    assert client.get(url).status_code == 404
+    assert FunderPayment.objects.count() == 1
 
 
 # --- Who may see them, and bad input -------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""Payments from local authorities towards the recharges for the integrated budgets they co-fund.
+
+The ICB holds the pooled money and pays for everything; each quarter it asks every local authority for its share
+of the spending (budgets/reports.py). What a local authority pays is recorded here against the quarter it pays
+for: into the ICB's bank in the ledger (so the bank line matches it by reference), from
+`icb:recharges-received`. The recharges report then shares it between that authority's budgets.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organisation, OrganisationKind
+from budgets.ending import icb_bank_account
+from budgets.models import FunderPayment
+from budgets.reports import Quarter
+from budgets.services import BudgetError
+from ledger import services as ledger
+from ledger.models import Account, AccountKind
+
+RECEIVED_CODE = "icb:recharges-received"
+MAX_PAYMENT_PENCE = 100_000_000_00  # £100m: well above any authority's quarter, well inside the ledger's range
+
+
+def recharges_received_account() -> Account:
+    return ledger.account_open(
+        code=RECEIVED_CODE, name="Recharges received from local authorities", kind=AccountKind.EQUITY, owner_ref="icb"
+    )
+
+
+def funder_payment_record(
+    *,
+    icb: Organisation,
+    local_authority: Organisation,
+    quarter: Quarter,
+    amount_pence: int,
+    received_on: datetime.date,
+    reference: str,
+    key: str,
+    acting_user,
+) -> FunderPayment:
+    """Record a local authority's payment for a quarter, once per key (a form posted twice records it once)."""
+    if icb.kind != OrganisationKind.ICB:
+        raise BudgetError("Choose the ICB the payment was made to")
+    if local_authority.kind != OrganisationKind.LOCAL_AUTHORITY:
+        raise BudgetError("Choose the local authority that paid")
+    if not 0 < amount_pence <= MAX_PAYMENT_PENCE:
+        raise BudgetError("The amount must be between 1p and £100,000,000.00")
+    if received_on > timezone.localdate():
+        raise BudgetError("The date received must be today or in the past")
+    if received_on < quarter.start:
+        raise BudgetError(f"The date received must be on or after the quarter's first day, {quarter.start:%-d %B %Y}")
+    reference = reference.strip()
+    if not reference:
+        raise BudgetError("Enter the reference the payment came with")
+    existing = FunderPayment.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        moved = ledger.transfer_post(
+            key=f"funder-payment:{key}",
+            debit_account_id=icb_bank_account().pk,
+            credit_account_id=recharges_received_account().pk,
+            amount=amount_pence,
+            code="la_recharge_paid",
+            effective_date=received_on,
+            reference=reference,
+            description=f"{local_authority.name}: recharges for {quarter.label}"[:300],
+            acting_user=acting_user,
+        )
+        return FunderPayment.objects.create(
+            icb=icb,
+            local_authority=local_authority,
+            quarter=quarter.code,
+            amount_pence=amount_pence,
+            received_on=received_on,
+            reference=reference,
+            transfer=moved.transfer,
+            recorded_by=acting_user,
+            idempotency_key=key,
+        )
+
+
+def payments_for(quarter: Quarter, *, icb_ids=None):
+    """The quarter's payments, oldest first, with their authority and ICB."""
+    payments = FunderPayment.objects.filter(quarter=quarter.code).select_related("icb", "local_authority")
+    if icb_ids is not None:
+        payments = payments.filter(icb_id__in=icb_ids)
+    return payments.order_by("received_on", "id")
