@@ -35,12 +35,26 @@ def require_reports(request: HttpRequest) -> None:
 ICB_INVALID = "Choose an ICB from the list"
 
 
-class QuarterForm(forms.Form):
-    quarter = forms.CharField(
-        label="Quarter",
+def quarter_field(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
         max_length=20,
         error_messages={"required": reports.QUARTER_INVALID, "max_length": reports.QUARTER_INVALID},
     )
+
+
+class QuarterCleaning:
+    """For forms with a `quarter` field: the Quarter it names, or the reason it names none."""
+
+    def clean_quarter(self) -> reports.Quarter:
+        try:
+            return reports.Quarter.parse(self.cleaned_data["quarter"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class QuarterForm(QuarterCleaning, forms.Form):
+    quarter = quarter_field("Quarter")
     icb = forms.ChoiceField(label="ICB", required=False, error_messages={"invalid_choice": ICB_INVALID})
 
     def __init__(self, *args, icbs: list[Organisation], **kwargs):
@@ -52,12 +66,6 @@ class QuarterForm(forms.Form):
     def offers_icbs(self) -> bool:
         """Only someone who sees people of more than one ICB has a choice to make (an approver sees their own)."""
         return len(self.icbs) > 1
-
-    def clean_quarter(self) -> reports.Quarter:
-        try:
-            return reports.Quarter.parse(self.cleaned_data["quarter"])
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
 
     def clean_icb(self) -> Organisation | None:
         return self.icbs.get(self.cleaned_data["icb"])
@@ -157,7 +165,7 @@ def recharges_csv(request: HttpRequest) -> HttpResponse:
 # --- Payments from local authorities towards their recharges (budgets/funder_payments.py) -------------------------
 
 
-class FunderPaymentForm(forms.Form):
+class FunderPaymentForm(QuarterCleaning, forms.Form):
     local_authority = forms.ChoiceField(
         label="Local authority that paid",
         error_messages={
@@ -168,11 +176,7 @@ class FunderPaymentForm(forms.Form):
     icb = forms.ChoiceField(
         label="ICB it paid", error_messages={"required": ICB_INVALID, "invalid_choice": ICB_INVALID}
     )
-    quarter = forms.CharField(
-        label="Quarter it pays for",
-        max_length=20,
-        error_messages={"required": reports.QUARTER_INVALID, "max_length": reports.QUARTER_INVALID},
-    )
+    quarter = quarter_field("Quarter it pays for")
     amount = forms.DecimalField(
         label="Amount in pounds",
         min_value=0,
@@ -215,12 +219,6 @@ class FunderPaymentForm(forms.Form):
         self.fields["icb"].choices = [("", "Choose"), *((pk, icb.name) for pk, icb in self.icbs.items())]
         if len(self.icbs) == 1:
             self.fields["icb"].initial = next(iter(self.icbs))
-
-    def clean_quarter(self) -> reports.Quarter:
-        try:
-            return reports.Quarter.parse(self.cleaned_data["quarter"])
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
 
     def clean_received_on(self):
         received_on = self.cleaned_data["received_on"]
