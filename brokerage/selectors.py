@@ -26,8 +26,11 @@ def people_visible_to(user) -> QuerySet[Person]:
     if user.has_role(Role.ICB_APPROVER) and user.organisation_id:
         scope |= Q(icb_id=user.organisation_id)
     if user.has_role(Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
-        acting_for = Representative.objects.filter(user=user, active=True).values("person_id")
-        scope |= Q(user=user) | Q(pk__in=acting_for)
+        # A handful of people, looked up first: given "their own or one they act for" as one OR, PostgreSQL
+        # guessed half of everyone and read every plan and budget to find one (19 ms at 10,000 people).
+        own = Person.objects.filter(user=user).values_list("pk", flat=True)
+        acting_for = Representative.objects.filter(user=user, active=True).values_list("person_id", flat=True)
+        scope |= Q(pk__in=[*own, *acting_for])
     return Person.objects.filter(scope)
 
 
