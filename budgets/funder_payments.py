@@ -84,9 +84,35 @@ def funder_payment_record(
         )
 
 
+def funder_payment_reverse(*, payment: FunderPayment, reason: str, acting_user) -> FunderPayment:
+    """Undo a payment recorded by mistake: the ledger gets its reversal, dated today (the original may be in a
+    closed month), and the payment then counts in no recharge. It stays listed, marked reversed, with the reason."""
+    reason = reason.strip()
+    if not reason:
+        raise BudgetError("Say why the payment is being reversed")
+    with transaction.atomic():
+        payment = FunderPayment.objects.select_for_update().get(pk=payment.pk)
+        if payment.reversal_id is not None:
+            raise BudgetError("This payment has already been reversed")
+        undone = ledger.transfer_reverse(
+            key=f"funder-payment-reversal:{payment.pk}",
+            transfer=payment.transfer,
+            description=f"Reversed: {reason}"[:300],
+            acting_user=acting_user,
+        )
+        payment.reversal = undone.transfer
+        payment.reversed_by = acting_user
+        payment.reversed_at = timezone.now()
+        payment.reversal_reason = reason[:500]
+        payment.save(update_fields=["reversal", "reversed_by", "reversed_at", "reversal_reason"])
+    return payment
+
+
 def payments_for(quarter: Quarter, *, icb_ids=None):
     """The quarter's payments, oldest first, with their authority and ICB."""
-    payments = FunderPayment.objects.filter(quarter=quarter.code).select_related("icb", "local_authority")
+    payments = FunderPayment.objects.filter(quarter=quarter.code).select_related(
+        "icb", "local_authority", "reversed_by"
+    )
     if icb_ids is not None:
         payments = payments.filter(icb_id__in=icb_ids)
     return payments.order_by("received_on", "id")

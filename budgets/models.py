@@ -1015,6 +1015,15 @@ class FunderPayment(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     recorded_at = models.DateTimeField(default=timezone.now, editable=False)
     idempotency_key = models.CharField(max_length=200, unique=True)
+    # A payment recorded by mistake is reversed in the ledger, with who, when and why; it then counts nowhere.
+    reversal = models.OneToOneField(
+        "ledger.Transfer", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    reversed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversal_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["quarter", "received_on", "id"]

@@ -227,36 +227,103 @@ class FunderPaymentForm(QuarterCleaning, forms.Form):
         return received_on
 
 
+class FunderPaymentReversalForm(forms.Form):
+    payment = forms.ChoiceField(
+        label="Payment to reverse",
+        error_messages={
+            "required": "Choose the payment to reverse",
+            "invalid_choice": "Choose a payment from the list",
+        },
+    )
+    reason = forms.CharField(
+        label="Why it is being reversed",
+        max_length=500,
+        error_messages={
+            "required": "Say why the payment is being reversed",
+            "max_length": "Keep the reason to 500 characters or fewer",
+        },
+    )
+
+    def __init__(self, *args, payments, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.payments = {str(payment.pk): payment for payment in payments if payment.reversal_id is None}
+        self.fields["payment"].choices = [
+            ("", "Choose"),
+            *(
+                (
+                    pk,
+                    f"{p.local_authority.name}, {p.received_on:%-d %B %Y}, {p.reference}, £{p.amount_pence / 100:,.2f}",
+                )
+                for pk, p in self.payments.items()
+            ),
+        ]
+
+
 @login_required
 def funder_payments_page(request: HttpRequest) -> HttpResponse:
-    """The quarter's payments from local authorities; finance staff record them here."""
+    """The quarter's payments from local authorities; finance staff record them here, and reverse one recorded by
+    mistake."""
     require_reports(request)
     asked = _report_request(request)
-    can_record = request.user.has_perm("budgets.record_funder_payments")
     icbs = list(asked.form.icbs.values())
-    initial = {"key": one_time_key(), **({"quarter": asked.quarter.code} if asked.quarter else {})}
-    record_form = FunderPaymentForm(initial=initial, icbs=icbs, prefix="pay") if can_record else None
-    if request.method == "POST":
-        if not can_record:
-            raise Http404
-        record_form = FunderPaymentForm(request.POST, icbs=icbs, prefix="pay")
-        if record_form.is_valid():
-            data = record_form.cleaned_data
-            try:
-                payment = funder_payments.funder_payment_record(
-                    icb=record_form.icbs[data["icb"]],
-                    local_authority=record_form.authorities[data["local_authority"]],
-                    quarter=data["quarter"],
-                    amount_pence=int(data["amount"] * 100),
-                    received_on=data["received_on"],
-                    reference=data["reference"],
-                    key=f"funder-payment:{data['key']}",
-                    acting_user=request.user,
-                )
-                return redirect(f"{request.path}?{urlencode({'quarter': payment.quarter})}")
-            except (BudgetError, LedgerError) as exc:  # e.g. a date in a month finance has closed
-                record_form.add_error(None, str(exc))
     icb_ids = [asked.icb.pk] if asked.icb else [icb.pk for icb in icbs]
-    payments = funder_payments.payments_for(asked.quarter, icb_ids=icb_ids) if asked.quarter else []
-    context = {"form": asked.form, "hint": HINT, "asked": asked, "payments": payments, "record_form": record_form}
+    payments = list(funder_payments.payments_for(asked.quarter, icb_ids=icb_ids)) if asked.quarter else []
+    record_form = reversal_form = None
+    if request.user.has_perm("budgets.record_funder_payments"):
+        initial = {"key": one_time_key(), **({"quarter": asked.quarter.code} if asked.quarter else {})}
+        record_form = FunderPaymentForm(initial=initial, icbs=icbs, prefix="pay")
+        reversal_form = FunderPaymentReversalForm(payments=payments, prefix="reverse")
+    if request.method == "POST":
+        if record_form is None:
+            raise Http404
+        if request.POST.get("action") == "reverse":
+            reversal_form = FunderPaymentReversalForm(request.POST, payments=payments, prefix="reverse")
+            done = _reverse_payment(request, reversal_form)
+        else:
+            record_form = FunderPaymentForm(request.POST, icbs=icbs, prefix="pay")
+            done = _record_payment(request, record_form)
+        if done is not None:
+            return redirect(f"{request.path}?{urlencode({'quarter': done.quarter})}")
+    context = {
+        "form": asked.form,
+        "hint": HINT,
+        "asked": asked,
+        "payments": payments,
+        "record_form": record_form,
+        "reversal_form": reversal_form,
+    }
     return render(request, "budgets/reports/funder_payments.jinja", context)
+
+
+def _record_payment(request: HttpRequest, form: FunderPaymentForm):
+    if not form.is_valid():
+        return None
+    data = form.cleaned_data
+    try:
+        return funder_payments.funder_payment_record(
+            icb=form.icbs[data["icb"]],
+            local_authority=form.authorities[data["local_authority"]],
+            quarter=data["quarter"],
+            amount_pence=int(data["amount"] * 100),
+            received_on=data["received_on"],
+            reference=data["reference"],
+            key=f"funder-payment:{data['key']}",
+            acting_user=request.user,
+        )
+    except (BudgetError, LedgerError) as exc:  # e.g. a date in a month finance has closed
+        form.add_error(None, str(exc))
+        return None
+
+
+def _reverse_payment(request: HttpRequest, form: FunderPaymentReversalForm):
+    if not form.is_valid():
+        return None
+    try:
+        return funder_payments.funder_payment_reverse(
+            payment=form.payments[form.cleaned_data["payment"]],
+            reason=form.cleaned_data["reason"],
+            acting_user=request.user,
+        )
+    except (BudgetError, LedgerError) as exc:
+        form.add_error(None, str(exc))
+        return None

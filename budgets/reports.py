@@ -580,7 +580,9 @@ def _authority_payments(
     A payment with no such budget in the report is returned apart, so it is shown rather than lost."""
     received: dict[tuple[int, int], int] = defaultdict(int)
     names: dict[tuple[int, int], tuple[str, str]] = {}
-    payments = FunderPayment.objects.filter(quarter=period.code).select_related("icb", "local_authority")
+    payments = FunderPayment.objects.filter(quarter=period.code, reversal__isnull=True).select_related(
+        "icb", "local_authority"
+    )
     if people is not None:  # the ICBs of the people the report is for
         payments = payments.filter(icb_id__in=people.values("icb_id"))
     for payment in payments:

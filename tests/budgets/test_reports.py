@@ -641,6 +641,42 @@ def test_a_payment_for_a_quarter_none_of_the_authoritys_budgets_counts_in_is_sho
     assert "Newcastle City Council paid" in text and "£5.00" in text and "in no statement below" in text
 
 
+def test_a_payment_recorded_by_mistake_is_reversed_with_a_reason_and_then_counts_nowhere(client, crew, integrated):
+    payment = council_pays(crew, integrated["council"], 100_00)
+    with pytest.raises(services.BudgetError, match="Say why"):
+        funder_payments.funder_payment_reverse(payment=payment, reason="  ", acting_user=crew["finance"])
+    client.force_login(crew["finance"])
+    url = "/finance/reports/recharges/local-authority-payments/?quarter=2025-Q3"
+    page = client.get(url).content.decode()
+    assert "Reverse a payment recorded by mistake" in page
+    missing_reason = client.post(url, {"action": "reverse", "reverse-payment": payment.pk, "reverse-reason": ""})
+    assert "There is a problem" in missing_reason.content.decode()
+    done = client.post(url, {"action": "reverse", "reverse-payment": payment.pk, "reverse-reason": "Was Gateshead's"})
+    assert done.status_code == 302
+
+    payment.refresh_from_db()
+    undone = payment.reversal
+    assert (undone.reverses_id, undone.debit_account.code, undone.credit_account.code, undone.amount) == (
+        payment.transfer_id,
+        "icb:recharges-received",
+        "icb:bank",
+        100_00,
+    )
+    assert (payment.reversed_by, payment.reversal_reason) == (crew["finance"], "Was Gateshead's")
+    [council] = [s for s in reports.recharges(2025, 3).statements if s.kind == "local_authority"]
+    assert council.paid == 0 and council.net == 132_47
+    listed = client.get(url).content.decode()
+    assert "No: reversed on" in listed and "Was Gateshead&#39;s" in listed
+    assert "Reverse a payment recorded by mistake" not in listed  # nothing left to reverse
+    with pytest.raises(services.BudgetError, match="already been reversed"):
+        funder_payments.funder_payment_reverse(payment=payment, reason="again", acting_user=crew["finance"])
+    again = client.post(url, {"action": "reverse", "reverse-payment": payment.pk, "reverse-reason": "again"})
+    assert again.status_code == 200 and "Choose a payment from the list" in again.content.decode()
+    client.force_login(user_with_role(Role.AUDITOR, organisation=crew["icb"]))
+    refused = client.post(url, {"action": "reverse", "reverse-payment": payment.pk, "reverse-reason": "x"})
+    assert refused.status_code == 404
+
+
 def test_the_service_refuses_what_is_not_a_payment_from_a_local_authority(crew, integrated):
     council = integrated["council"]
     wrong = [
