@@ -8,6 +8,7 @@ import datetime
 import hashlib
 import html
 import io
+import itertools
 import json
 import os
 import re
@@ -396,6 +397,64 @@ def test_the_pdf_is_tagged_titled_in_english_with_bundled_fonts_and_page_numbers
     assert f"Name {data.person_name} NHS number {data.nhs_number}" in pages[0]
     running = f"{data.person_name}, NHS number {data.nhs_number}: Personal health budget statement, October 2026"
     assert all(running in text for text in pages[1:])  # every later page says whose it is
+
+
+def structure_elements(node, parent=None):
+    """(element, its parent's element) for every structure element under `node`, in document order."""
+    node = node.get_object()
+    if not isinstance(node, pypdf.generic.DictionaryObject):
+        return
+    if "/S" in node:
+        yield node, parent
+        parent = node
+    kids = node.get("/K")
+    for kid in kids if isinstance(kids, pypdf.generic.ArrayObject) else [] if kids is None else [kids]:
+        yield from structure_elements(kid, parent)
+
+
+@pytest.mark.django_db
+def test_the_pdfs_structure_meets_pdf_ua_checkpoints_a_validator_would_test(october):
+    """What veraPDF's PDF/UA-1 profile checks that can be read back here (veraPDF itself cannot be installed):
+    the title shown, one H1 and no skipped heading level, a text alternative for the chart, every table's data
+    cells tied to header cells that exist in the same table, and pages tabbing in structure order."""
+    data = statements.statement_data(october["budget"], *OCTOBER)
+    rows = [dataclasses.replace(data.transactions[2], description=f"Paid to Harmony Singers {n}") for n in range(80)]
+    data = dataclasses.replace(data, transactions=rows, money_out_total=sum(r.money_out for r in rows))
+    reader = pypdf.PdfReader(io.BytesIO(statements.render_statement_pdf(statements.render_statement_html(data))))
+    catalog = reader.trailer["/Root"]
+    assert catalog["/ViewerPreferences"]["/DisplayDocTitle"].value is True
+    elements = list(structure_elements(catalog["/StructTreeRoot"]))
+    kinds = [element["/S"] for element, _ in elements]
+    assert kinds[0] == "/Document"
+
+    headings = [int(kind[2]) for kind in kinds if re.fullmatch(r"/H[1-6]", kind)]
+    assert headings[0] == 1 and headings.count(1) == 1
+    assert all(later - earlier <= 1 for earlier, later in itertools.pairwise(headings))  # no level skipped
+
+    figures = [element for element, _ in elements if element["/S"] == "/Figure"]
+    assert figures and all(str(figure.get("/Alt", "")).strip() for figure in figures)
+    assert str(figures[0]["/Alt"]) == data.chart_title
+
+    def table_of(element, parents):
+        while element is not None and element["/S"] != "/Table":
+            element = parents.get(id(element))
+        return element
+
+    parents = {id(element): parent for element, parent in elements}
+    header_ids: dict[int, set[str]] = {}
+    cells = []
+    for element, _ in elements:
+        if element["/S"] == "/TH":
+            header_ids.setdefault(id(table_of(element, parents)), set()).add(str(element["/ID"]))
+        elif element["/S"] == "/TD":
+            cells.append(element)
+    tables = [element for element, _ in elements if element["/S"] == "/Table"]
+    assert len(tables) >= 6 and all(id(table) in header_ids for table in tables)  # every table has headers
+    for cell in cells:
+        headers = [str(header) for header in cell["/A"]["/Headers"]]
+        assert headers and set(headers) <= header_ids[id(table_of(cell, parents))], headers
+
+    assert all(page["/Tabs"] == "/S" and "/StructParents" in page for page in reader.pages)
 
 
 @pytest.mark.django_db
