@@ -18,6 +18,7 @@ from budgets.ending import icb_bank_account
 from budgets.models import FunderPayment
 from budgets.reports import Quarter
 from budgets.services import BudgetError
+from config.formatting import format_date
 from ledger import services as ledger
 from ledger.models import Account, AccountKind
 
@@ -52,7 +53,8 @@ def funder_payment_record(
     if received_on > timezone.localdate():
         raise BudgetError("The date received must be today or in the past")
     if received_on < quarter.start:
-        raise BudgetError(f"The date received must be on or after the quarter's first day, {quarter.start:%-d %B %Y}")
+        first_day = format_date(quarter.start)
+        raise BudgetError(f"The date received must be on or after the quarter's first day, {first_day}")
     reference = reference.strip()
     if not reference:
         raise BudgetError("Enter the reference the payment came with")

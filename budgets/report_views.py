@@ -24,6 +24,7 @@ from budgets import funder_payments, reports
 from budgets.holder_views import one_time_key
 from budgets.services import BudgetError
 from config.exports import csv_response
+from config.formatting import format_date, format_pence
 from ledger.exceptions import LedgerError
 
 
@@ -227,6 +228,11 @@ class FunderPaymentForm(QuarterCleaning, forms.Form):
         return received_on
 
 
+def describe_payment(payment) -> str:
+    when, amount = format_date(payment.received_on), format_pence(payment.amount_pence)
+    return f"{payment.local_authority.name}, {when}, {payment.reference}, {amount}"
+
+
 class FunderPaymentReversalForm(forms.Form):
     payment = forms.ChoiceField(
         label="Payment to reverse",
@@ -247,16 +253,8 @@ class FunderPaymentReversalForm(forms.Form):
     def __init__(self, *args, payments, **kwargs):
         super().__init__(*args, **kwargs)
         self.payments = {str(payment.pk): payment for payment in payments if payment.reversal_id is None}
-        self.fields["payment"].choices = [
-            ("", "Choose"),
-            *(
-                (
-                    pk,
-                    f"{p.local_authority.name}, {p.received_on:%-d %B %Y}, {p.reference}, £{p.amount_pence / 100:,.2f}",
-                )
-                for pk, p in self.payments.items()
-            ),
-        ]
+        choices = [(pk, describe_payment(payment)) for pk, payment in self.payments.items()]
+        self.fields["payment"].choices = [("", "Choose"), *choices]
 
 
 @login_required
@@ -307,7 +305,7 @@ def _record_payment(request: HttpRequest, form: FunderPaymentForm):
             amount_pence=int(data["amount"] * 100),
             received_on=data["received_on"],
             reference=data["reference"],
-            key=f"funder-payment:{data['key']}",
+            key=data["key"],
             acting_user=request.user,
         )
     except (BudgetError, LedgerError) as exc:  # e.g. a date in a month finance has closed
