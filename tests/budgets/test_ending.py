@@ -44,6 +44,7 @@ from budgets.models import (
 from ledger.models import Account, Transfer
 from ledger.verification import ledger_verify
 from tests.budgets.test_person_pages import budget_in_use
+from tests.budgets.test_statements import weasyprint_alone
 from tests.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -554,6 +555,8 @@ def test_letters_are_html_and_an_accessible_pdf_made_once(live, client):
     letter.refresh_from_db()
     assert letter.pdf
     assert client.get(f"/budgets/{budget.pk}/letters/{letter.pk}/letter.pdf").content == response.content
+    # Letters have lists: their markers come out as plain WeasyPrint draws them.
+    assert "<li>" in letter.html and response.content == weasyprint_alone(letters.document_html(letter))
 
     suspension = Suspension.objects.create(
         budget=budget,
