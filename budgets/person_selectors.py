@@ -67,15 +67,32 @@ def overview(budget: Budget) -> Overview:
     )
 
 
-def _spend_account_ids(budget: Budget) -> dict[int, str]:
-    accounts = {line.spend_account_id: line.plan_line.description for line in budget.lines.select_related("plan_line")}
-    uncoded = BudgetAccount.objects.filter(budget=budget, purpose="spend:uncoded").values_list("account_id", flat=True)
-    accounts.update({account_id: "Not coded to a line" for account_id in uncoded})
-    return accounts
+@dataclasses.dataclass(frozen=True)
+class AccountNames:
+    """What a budget's ledger accounts are to the person: spend accounts by the plan line they pay for, and the
+    budget's other accounts by purpose ("held:direct-payment", ...)."""
+
+    spend: dict[int, str]
+    purposes: dict[int, str]
+
+
+UNCODED_LINE = "Not coded to a line"
+
+
+def account_names(budget: Budget, *, purposes: dict[int, str] | None = None, lines=None) -> AccountNames:
+    """The budget's account names; a caller that has read its BudgetAccount purposes (account id to purpose) or
+    its lines with their plan lines already passes them, saving the queries."""
+    if purposes is None:
+        purposes = dict(BudgetAccount.objects.filter(budget=budget).values_list("account_id", "purpose"))
+    if lines is None:
+        lines = budget.lines.select_related("plan_line")
+    spend = {line.spend_account_id: line.plan_line.description for line in lines}
+    spend.update({account_id: UNCODED_LINE for account_id, purpose in purposes.items() if purpose == "spend:uncoded"})
+    return AccountNames(spend, purposes)
 
 
 def spend_chart_points(budget: Budget, planned: int) -> list[ChartPoint]:
-    spends = Transfer.objects.filter(phase__in=MOVED, debit_account_id__in=_spend_account_ids(budget)).values_list(
+    spends = Transfer.objects.filter(phase__in=MOVED, debit_account_id__in=account_names(budget).spend).values_list(
         "effective_date", "amount"
     )
     return month_points(budget.start_date, planned, list(spends), timezone.localdate())
@@ -91,11 +108,17 @@ class Transaction:
 
 
 def transactions(
-    budget: Budget, *, line_id: int | None = None, since: datetime.date | None = None, until=None
+    budget: Budget,
+    *,
+    line_id: int | None = None,
+    since: datetime.date | None = None,
+    until=None,
+    account_ids: list[int] | None = None,
 ) -> QuerySet[Transfer]:
     """Money moved for the budget, newest first: spending on each line, and payments into the accounts that hold
-    the money for the person."""
-    account_ids = list(BudgetAccount.objects.filter(budget=budget).values_list("account_id", flat=True))
+    the money for the person. `account_ids`: the budget's BudgetAccount accounts, when the caller has them."""
+    if account_ids is None:
+        account_ids = list(BudgetAccount.objects.filter(budget=budget).values_list("account_id", flat=True))
     query = (
         Transfer.objects.filter(phase__in=MOVED)
         .filter(Q(debit_account_id__in=account_ids) | Q(credit_account_id__in=account_ids))
@@ -111,10 +134,10 @@ def transactions(
     return query.order_by("-effective_date", "-id")
 
 
-def describe(budget: Budget, transfers) -> list[Transaction]:
+def describe(budget: Budget, transfers, *, names: AccountNames | None = None) -> list[Transaction]:
     """Turn ledger transfers into lines a person reads: what, which plan line, money in or out."""
-    spend_accounts = _spend_account_ids(budget)
-    purposes = {row.account_id: row.purpose for row in BudgetAccount.objects.filter(budget=budget)}
+    names = names or account_names(budget)
+    spend_accounts, purposes = names.spend, names.purposes
     rows = []
     for transfer in transfers:
         debit, credit = purposes.get(transfer.debit_account_id, ""), purposes.get(transfer.credit_account_id, "")

@@ -334,10 +334,13 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         last=Max("generated_at")
     )["last"]
     recorded_late = Q(recorded_at__gt=last_made) if last_made else Q(pk__in=[])
-    transfers = person_selectors.transactions(budget, until=period_end).filter(
-        Q(effective_date__gte=period_start) | recorded_late
+    transfers = person_selectors.transactions(
+        budget, until=period_end, account_ids=[account.pk for account in purposes.values()]
+    ).filter(Q(effective_date__gte=period_start) | recorded_late)
+    names = person_selectors.account_names(
+        budget, purposes={account.pk: purpose for purpose, account in purposes.items()}, lines=budget_lines
     )
-    described = person_selectors.describe(budget, transfers.order_by("effective_date", "id"))
+    described = person_selectors.describe(budget, transfers.order_by("effective_date", "id"), names=names)
     rows = [row for row in described if row.date >= period_start]
     late_entries = [row for row in described if row.date < period_start]
 
