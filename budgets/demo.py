@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from brokerage import services as plans
 from brokerage.models import CarePlan
-from budgets import ending, invoices, monitoring, payment_runs, services, spending
+from budgets import ending, funder_payments, invoices, monitoring, payment_runs, reports, services, spending
 from budgets.card_payments import stripe_balance_account
 from budgets.models import (
     Budget,
@@ -117,7 +117,35 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
         )
         set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
     ask_for_money_back(today=today, finance=finance)
+    local_authorities_pay(
+        today=today,
+        finance=finance,
+        icb=context["organisations"]["icb"],
+        local_authority=context["organisations"]["la"],
+    )
     seed_reconciliation(today=today, rng=rng)
+
+
+def local_authorities_pay(*, today: datetime.date, finance, icb, local_authority) -> None:
+    """The demo's local authority pays what the last quarter's recharges asked of it, early this month, so the
+    recharges show it paid and this month's bank statement has its credit to match by reference."""
+    quarter = reports.Quarter.last_completed(today)
+    owed = sum(
+        statement.net
+        for statement in reports.recharges(quarter).statements
+        if statement.key == ("local_authority", local_authority.pk)
+    )
+    if owed > 0:
+        funder_payments.funder_payment_record(
+            icb=icb,
+            local_authority=local_authority,
+            quarter=quarter,
+            amount_pence=owed,
+            received_on=today.replace(day=min(3, today.day)),
+            reference=f"{local_authority.ods_code or 'LA'} RECHARGE {quarter.code}",
+            key=f"demo:{quarter.code}:{local_authority.pk}",
+            acting_user=finance,
+        )
 
 
 STATEMENT_DIR = settings.BASE_DIR / "var" / "demo"
@@ -175,10 +203,11 @@ def seed_reconciliation(*, today: datetime.date, rng: random.Random) -> None:
     lines: dict[tuple, list] = {}  # one bank line per payment run, one per other movement
     for move in moves:
         signed = move.amount if move.debit_account_id == bank_account.pk else -move.amount
-        run = move.code == "bacs_payment"
+        run, recharge = move.code == "bacs_payment", move.code == funder_payments.RECEIVED_TRANSFER_CODE
         key = (move.effective_date, move.reference) if run else (move.effective_date, move.pk)
         text = "BACS PAYMENT FILE" if run else "FASTER PAYMENT " + move.description[:40].upper()
-        lines.setdefault(key, [move.effective_date, text, move.reference if run else "", 0])[3] += signed
+        reference = move.reference if run or recharge else ""
+        lines.setdefault(key, [move.effective_date, text, reference, 0])[3] += signed
     rows = sorted(lines.values(), key=lambda row: row[0])
     rows.append([today, "SERVICE CHARGE", "", -rng.choice([450, 750, 1250])])
     STATEMENT_DIR.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from ledger import services as ledger
 from ledger.models import Account, AccountKind
 
 RECEIVED_CODE = "icb:recharges-received"
+RECEIVED_TRANSFER_CODE = "la_recharge_paid"
 MAX_PAYMENT_PENCE = 100_000_000_00  # £100m: well above any authority's quarter, well inside the ledger's range
 
 
@@ -67,7 +68,7 @@ def funder_payment_record(
             debit_account_id=icb_bank_account().pk,
             credit_account_id=recharges_received_account().pk,
             amount=amount_pence,
-            code="la_recharge_paid",
+            code=RECEIVED_TRANSFER_CODE,
             effective_date=received_on,
             reference=reference,
             description=f"{local_authority.name}: recharges for {quarter.label}"[:300],

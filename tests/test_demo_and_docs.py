@@ -9,10 +9,12 @@ from accounts.models import User
 from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus
 from budgets import demo as budget_demo
+from budgets import reports
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
     DirectPaymentSpend,
+    FunderPayment,
     HolderSpend,
     Invoice,
     Recovery,
@@ -57,6 +59,12 @@ def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys, tmp_p
     # Monitoring and endings: reviews, returns, a suspension, stops, a closing, recoveries and a reduction notice.
     assert Review.objects.exists() and DirectPaymentReturn.objects.exists() and Suspension.objects.exists()
     assert StopDecision.objects.exists() and Recovery.objects.exists() and ReductionNotice.objects.exists()
+    # The local authority paid last quarter's recharges: the report shows nothing left owed, and the money came in
+    # on this month's bank statement with its reference.
+    payment = FunderPayment.objects.get()
+    [authority] = [s for s in reports.recharges(payment.quarter).statements if s.kind == "local_authority"]
+    assert authority.paid == payment.amount_pence > 0 and authority.net == 0
+    assert payment.reference in budget_demo.demo_statement_path(timezone.localdate()).read_text()
     demo_bank_statement_reconciles()
     plans_before = CarePlan.objects.count()
     call_command("seed_demo", "--people", "14")  # a second run adds nothing twice
