@@ -327,7 +327,7 @@ def main() -> int:
         ),
         (
             "worker CPU per statement (ours / alone)",
-            f"{ours_cpu:.0f} ms / {alone_cpu:.0f} ms (+{ours_cpu / alone_cpu - 1:.0%}; database server not included)",
+            f"{ours_cpu:.0f} ms / {alone_cpu:.0f} ms ({ours_cpu / alone_cpu - 1:+.0%}; database server not included)",
             "—",
             None,
         ),
