@@ -27,9 +27,12 @@ def assert_accessible(page) -> None:
 def assert_no_horizontal_scroll(page) -> None:
     # The NHS header moves navigation that does not fit into its "More" menu a moment after a resize (its script
     # is debounced): give the layout up to two seconds to settle before measuring.
+    # A function, not an expression: Playwright evaluates it once, inside the DevTools call the CSP allows, then
+    # calls it on each animation frame. An expression would be eval'd again on each frame, which the page's CSP
+    # refuses whenever the first check is not already true.
     with contextlib.suppress(PlaywrightTimeout):  # still too wide: measured and reported just below
         page.wait_for_function(
-            "document.documentElement.scrollWidth <= document.documentElement.clientWidth", timeout=2_000
+            "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth", timeout=2_000
         )
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
