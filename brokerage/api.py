@@ -15,7 +15,14 @@ from brokerage import selectors, services
 from brokerage.fhir import plan_bundle
 from brokerage.models import CarePlan, Person, PlanLine
 
-TRANSITIONS = sorted(services.ACTIONS)
+# The API moves a plan only through its brokerage steps. Agreement, set-up, reviews, suspension, stopping and
+# closing each go through a budgets service that records what the step needs (who agreed, a decision with
+# reasons, the notice period, the arrears skipped, a final audit); a bare transition here would skip all that.
+API_TRANSITIONS = ("approve", "reopen", "return_to_broker", "submit")
+ON_ITS_PAGE = (
+    "The plan's pages make this step, as it needs more than a name ({step}); this API makes only: "
+    + ", ".join(API_TRANSITIONS)
+)
 
 
 class PersonSerializer(serializers.ModelSerializer):
@@ -112,11 +119,11 @@ class CarePlanDetailSerializer(CarePlanSerializer):
 
     def get_allowed_transitions(self, plan) -> list[str]:
         user = self.context["request"].user
-        return [t.name for t in plan.get_available_user_status_transitions(user)]
+        return [t.name for t in plan.get_available_user_status_transitions(user) if t.name in API_TRANSITIONS]
 
 
 class TransitionSerializer(serializers.Serializer):
-    name = serializers.ChoiceField(choices=TRANSITIONS)
+    name = serializers.ChoiceField(choices=API_TRANSITIONS)
     reasons = serializers.CharField(required=False, allow_blank=True, default="", max_length=3000)
 
 
@@ -141,16 +148,15 @@ class CarePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def transition(self, request, pk=None):
         """Move the plan one step. Only transitions this user may make now are accepted (see allowed_transitions)."""
         plan = self.get_object()
+        requested = request.data.get("name") if hasattr(request.data, "get") else None
+        if requested in services.ACTIONS and requested not in API_TRANSITIONS:
+            step = services.ACTIONS[requested]
+            return Response({"detail": ON_ITS_PAGE.format(step=step)}, status=status.HTTP_400_BAD_REQUEST)
         body = TransitionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         name, reasons = body.validated_data["name"], body.validated_data["reasons"]
-        if name in ("return_to_broker",) and not reasons.strip():
+        if name == "return_to_broker" and not reasons.strip():
             return Response({"detail": errors.REASONS_REQUIRED}, status=status.HTTP_400_BAD_REQUEST)
-        if name == "record_agreement":
-            return Response(
-                {"detail": "Record an agreement on the plan's agreement page, naming who agreed"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
         try:
             if name == "approve":
                 services.plan_approve(plan=plan, acting_user=request.user, exception_reasons=reasons)

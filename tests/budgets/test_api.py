@@ -81,3 +81,20 @@ def test_auditors_read_budgets_invoices_and_runs_but_change_nothing(client, agre
     assert client.get(f"/api/budgets/budgets/{budget.pk}/").status_code == 200
     assert client.get("/api/budgets/invoices/").status_code == 200
     assert post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).status_code == 403
+
+
+def test_the_plan_api_cannot_suspend_stop_or_close_a_live_budget(client, agreed):
+    """Suspending, stopping and closing each need what only the budget services record (reasons, a decision, the
+    arrears skipped, a final audit), so the plan API refuses them with a reason and the plan stays as it was."""
+    from brokerage.models import CarePlan, PlanStatus
+    from tests.budgets.test_person_pages import budget_in_use
+
+    budget = budget_in_use(agreed, start=datetime.date(2026, 12, 1))
+    url = f"/api/brokerage/plans/{budget.plan_id}/"
+    client.force_login(agreed["broker"])
+    assert client.get(url).json()["allowed_transitions"] == []  # reviews and suspensions are made on their pages
+    for step in ("suspend", "stop", "begin_final_audit", "close", "vary", "start_review", "record_agreement"):
+        refused = post(client, url + "transition/", {"name": step})
+        assert refused.status_code == 400, step
+        assert "this API makes only: approve, reopen, return_to_broker, submit" in refused.json()["detail"]
+    assert CarePlan.objects.get(pk=budget.plan_id).status == PlanStatus.ACTIVE
