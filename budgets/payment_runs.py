@@ -31,7 +31,7 @@ from budgets.models import (
     RunStatus,
     ScheduledPayment,
 )
-from budgets.services import BudgetError, scheduled_payment_pay
+from budgets.services import PAYABLE, BudgetError, scheduled_payment_pay
 
 NOT_THE_AUTHOR = "You created this payment run, so someone else must approve it"
 
@@ -89,7 +89,7 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
             .filter(
                 status=PaymentStatus.DUE,
                 due_on__lte=run_date,
-                budget__plan__status__in=[PlanStatus.SETTING_UP, PlanStatus.ACTIVE],
+                budget__plan__status__in=PAYABLE,
                 run_item__isnull=True,
             )
             .order_by("due_on", "id")

@@ -42,6 +42,11 @@ class BudgetError(Exception):
     """The budget cannot be set up or paid as asked; nothing changed."""
 
 
+# Instalments are paid while the budget is being set up, in use, or being reviewed: a review is routine and must
+# never cut the person's money off. Suspended, stopping and ended budgets are not paid.
+PAYABLE = (PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW)
+
+
 def pence(money) -> int:
     return int((money.amount * 100).to_integral_value())
 
@@ -91,6 +96,14 @@ def budget_set_up(*, plan: CarePlan, acting_user, start_date: datetime.date | No
         extra = _write_schedule(budget, plan, lines, notice=notice)
         if extra > 0:
             _fund_notice_period(budget, plan, accounts, notice, extra, acting_user)
+        if not budget.payments.exists():
+            # Notional lines only: nothing is paid out to wait for; the first service order above is the money
+            # committed, so the budget is in use, and its reviews run, from its start date.
+            budget.first_paid_on = start_date
+            budget.save(update_fields=["first_paid_on"])
+            plans.plan_transition(
+                plan=plan, name="activate", acting_user=acting_user, reasons="Services ordered (notional budget)"
+            )
     return budget
 
 
@@ -266,7 +279,7 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> Schedule
     with transaction.atomic():
         payment = ScheduledPayment.objects.select_for_update().select_related("budget__plan").get(pk=payment.pk)
         budget = payment.budget
-        if budget.plan.status not in (PlanStatus.SETTING_UP, PlanStatus.ACTIVE):
+        if budget.plan.status not in PAYABLE:
             raise BudgetError(f"The plan is {budget.plan.get_status_display().lower()}: nothing can be paid")
         if payment.status == PaymentStatus.PAID:
             return payment

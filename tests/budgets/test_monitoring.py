@@ -170,6 +170,27 @@ def test_the_surplus_alert_fires_above_8_weeks_and_not_at_7(live):
     assert SurplusAlert.pgh_event_model.objects.filter(pgh_obj_id=alert.pk).count() == 2
 
 
+def test_the_person_is_still_paid_while_their_plan_is_under_review(live):
+    """A review is routine: the instalment that falls due during it is gathered and paid as usual."""
+    budget = live["budget"]
+    manager = user_with_role(Role.FINANCE_MANAGER, organisation=live["icb"])
+    review = monitoring.review_trigger(
+        budget=budget, reason="concern", note="Carer unwell", acting_user=live["coordinator"], today=START
+    )
+    monitoring.review_start(review=review, acting_user=live["coordinator"])
+    assert plan_status(live) == PlanStatus.UNDER_REVIEW
+    with at(datetime.date(2026, 12, 29)):
+        run, _ = payment_runs.payment_run_create(run_date=datetime.date(2026, 12, 29), acting_user=live["finance"])
+    assert {(item.scheduled_payment.budget_id, item.scheduled_payment.due_on) for item in run.items.all()} >= {
+        (budget.pk, datetime.date(2026, 12, 29))
+    }
+    payment_runs.payment_run_approve(run=run, acting_user=manager)
+    assert payment_runs.payment_run_post(run=run, acting_user=live["finance"]).status == "posted"
+    paid = ScheduledPayment.objects.filter(budget=budget, due_on=datetime.date(2026, 12, 29))
+    assert set(paid.values_list("status", flat=True)) == {PaymentStatus.PAID}
+    assert plan_status(live) == PlanStatus.UNDER_REVIEW and ledger_verify().ok
+
+
 def test_a_suspension_stops_payments_and_resuming_skips_what_fell_due(live):
     budget = live["budget"]
     manager = user_with_role(Role.FINANCE_MANAGER, organisation=live["icb"])

@@ -70,6 +70,28 @@ def test_the_first_payment_makes_the_plan_active_and_paying_twice_pays_once(agre
     assert ledger_selectors.trial_balance().balances
 
 
+def test_a_notional_only_budget_is_in_use_from_its_start_date_with_reviews_and_can_be_stopped(agreed):
+    """Most budgets are notional: nothing is paid out to the person or a holder, so no instalment can mark the
+    budget as in use. It is active from set-up, its first review is 3 months on, and it can be suspended or
+    stopped like any other."""
+    from brokerage.models import PlanLine
+    from budgets import monitoring
+
+    PlanLine.objects.filter(plan=agreed["plan"]).update(management_type="notional", third_party_holder=None)
+    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=START)
+    agreed["plan"].refresh_from_db()
+    assert agreed["plan"].status == PlanStatus.ACTIVE and not budget.payments.exists()
+    assert budget.first_paid_on == START
+    assert agreed["plan"].transitions.filter(transition="activate", by=agreed["finance"]).exists()
+    review = monitoring.reviews_schedule(budget)
+    assert (review.reason, review.due_on) == ("first", datetime.date(2027, 3, 1))
+    monitoring.stop_decide(
+        budget=budget, ground="needs_not_met", reasons="Needs met by the NHS", acting_user=agreed["coordinator"]
+    )
+    agreed["plan"].refresh_from_db()
+    assert agreed["plan"].status == PlanStatus.STOPPING
+
+
 def test_no_budget_without_an_agreed_plan_and_never_twice(agreed):
     crew = team()
     person = make_person(icb_org=crew["icb"], staff=[crew["broker"]])
