@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import math
 import re
+from fractions import Fraction
 
 import markupsafe
 
@@ -178,30 +179,33 @@ def spend_chart_svg(
 def month_points(
     start: datetime.date, planned_annual_pence: int, spends: list[tuple[datetime.date, int]], today: datetime.date
 ) -> list[ChartPoint]:
-    """Twelve points, one per month of the budget year beginning on `start`.
+    """Twelve points, one at the end of each calendar month of the budget year beginning on `start`.
 
-    Months run from the same day of each month as `start` (clipped to shorter months, e.g. 31 Jan -> 28 Feb ->
-    31 Mar), so a budget starting mid-month gets whole months. Each month's end is the next month's start, exclusive,
-    so a spend on a month's last day counts in that month. Spends are cumulative from before the first month too.
+    Calendar months, as the monthly statements have them, so "October" on the chart is October on the statement.
+    The plan accrues a twelfth of the year each whole month; a budget starting mid-month accrues the part of its
+    first month it covers. A spend on a month's last day counts in that month; spends are cumulative from before
+    the first month too. Months not yet begun have no spend figure.
     """
-    boundaries = [_add_months(start, n) for n in range(13)]
+    days_in_first = calendar.monthrange(start.year, start.month)[1]
+    months_before_start = Fraction(start.day - 1, days_in_first)
+    first_of_month = start.replace(day=1)
     ordered = sorted(spends)
     points = []
     spent = 0
     consumed = 0
-    for n in range(1, 13):
-        month_start, month_end = boundaries[n - 1], boundaries[n]
+    for n in range(12):
+        month_start = _add_months(first_of_month, n)
+        month_end = _add_months(first_of_month, n + 1)
         while consumed < len(ordered) and ordered[consumed][0] < month_end:
             spent += ordered[consumed][1]
             consumed += 1
-        # Rounded half up to the pence; at n=12 this is exactly the annual amount, so the year adds up.
-        planned, remainder = divmod(planned_annual_pence * n, 12)
-        planned += remainder * 2 >= 12
+        # Rounded half up to the pence; for a budget starting on the 1st the twelfth point is exactly the year.
+        planned = planned_annual_pence * (n + 1 - months_before_start) / 12
         points.append(
             ChartPoint(
                 label=f"{MONTH_ABBREVIATIONS[month_start.month]} {month_start.year}",
-                planned_pence=planned,
-                spent_pence=None if month_start > today else spent,
+                planned_pence=int(planned + Fraction(1, 2)),
+                spent_pence=None if max(month_start, start) > today else spent,
             )
         )
     return points

@@ -260,11 +260,17 @@ def test_month_points_spend_on_the_last_day_counts_in_that_month():
     assert points[-1].spent_pence == 75_01
 
 
-def test_month_points_follow_a_mid_month_start_through_short_months():
-    start = datetime.date(2027, 1, 31)
-    # 27 Feb is before the second month starts (28 Feb); 28 Feb is in it.
-    spends = [(datetime.date(2027, 2, 27), 10_00), (datetime.date(2027, 2, 28), 20_00)]
-    points = month_points(start, 1_200_00, spends, today=datetime.date(2027, 3, 31))
+def test_month_points_of_a_mid_month_start_are_calendar_months_as_the_statements_are():
+    """A budget starting on 6 October: October's point is what was spent by 31 October, as October's statement
+    says, and October accrues the 26 of its 31 days the budget covers."""
+    start = datetime.date(2026, 10, 6)
+    spends = [(datetime.date(2026, 10, 31), 10_00), (datetime.date(2026, 11, 2), 20_00)]
+    points = month_points(start, 12_000_00, spends, today=datetime.date(2026, 12, 31))
 
-    assert [p.label for p in points[:3]] == ["Jan 2027", "Feb 2027", "Mar 2027"]
+    assert [p.label for p in points[:3]] == ["Oct 2026", "Nov 2026", "Dec 2026"]
+    assert points[-1].label == "Sep 2027"
     assert [p.spent_pence for p in points[:4]] == [10_00, 30_00, 30_00, None]
+    assert points[0].planned_pence == 838_71  # £1,000 a month x 26/31 = £838.709..., rounded to the pence
+    assert points[1].planned_pence == 1838_71
+    assert points[-1].planned_pence == 11_838_71  # the year's last 5 days fall in October 2027
+    assert month_points(start, 12_000_00, [], today=datetime.date(2026, 10, 5))[0].spent_pence is None
