@@ -39,9 +39,11 @@ def my_budget(*, user, pk: int) -> Budget:
 class Overview:
     budget: Budget
     lines: list[LineFigures]
+    budget_total: int
     planned: int
     spent: int
     remaining: int
+    contingency: int
     direct_payment_balance: int | None
     next_review: datetime.date | None
     chart: list[ChartPoint]
@@ -58,13 +60,27 @@ def overview(budget: Budget) -> Overview:
     return Overview(
         budget=budget,
         lines=lines,
+        budget_total=budget.annual_pence,
         planned=planned,
         spent=spent,
         remaining=planned - spent,
+        contingency=balances.get("contingency", 0),
         direct_payment_balance=dp_balance,
-        next_review=budget.plan.first_review_date,
+        next_review=next_review(budget, timezone.localdate()),
         chart=spend_chart_points(budget, planned),
     )
+
+
+def next_review(budget: Budget, as_of: datetime.date) -> datetime.date | None:
+    """The first review still to be done on `as_of` (one completed later was still to be done then), else the
+    date the plan set for its first review."""
+    due = (
+        budget.reviews.filter(Q(completed_on__isnull=True) | Q(completed_on__gt=as_of))
+        .order_by("due_on")
+        .values_list("due_on", flat=True)
+        .first()
+    )
+    return due or budget.plan.first_review_date
 
 
 @dataclasses.dataclass(frozen=True)

@@ -373,7 +373,7 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
         contingency_description=plan.contingency_description,
         surplus=surplus,
         recoveries=_recoveries_at(budget, period_end, purposes.get("recovery:owed")),
-        next_review=_next_review(budget, period_end) or plan.first_review_date,
+        next_review=person_selectors.next_review(budget, period_end),
         coordinator_name=coordinator.full_name if coordinator else "",
         coordinator_email=coordinator.email if coordinator else "",
         chart=month_points(budget.start_date, planned_total, _chart_spends(spend_ids, period_end), period_end),
@@ -440,16 +440,6 @@ def _recoveries_at(budget: Budget, day: datetime.date, owed: Account | None) -> 
 
 def _local_midnight(day: datetime.date) -> datetime.datetime:
     return datetime.datetime.combine(day, datetime.time.min, tzinfo=timezone.get_current_timezone())
-
-
-def _next_review(budget: Budget, after: datetime.date) -> datetime.date | None:
-    """The first review still to be done at the period's end."""
-    return (
-        budget.reviews.filter(Q(completed_on__isnull=True) | Q(completed_on__gt=after))
-        .order_by("due_on")
-        .values_list("due_on", flat=True)
-        .first()
-    )
 
 
 def _upcoming(budget: Budget, after: datetime.date) -> list[tuple[datetime.date, str, int]]:

@@ -243,6 +243,16 @@ def test_a_statement_to_today_ends_at_the_balances_on_the_budget_page(october, t
     summary = person_selectors.overview(budget)
     assert data.direct_payment.closing == summary.direct_payment_balance
     assert data.spent_to_date_total == summary.spent and data.planned_total == summary.planned
+    assert (data.budget_total, data.contingency) == (summary.budget_total, summary.contingency)
+    assert data.budget_total > data.planned_total  # the year's budget includes the contingency kept apart
+    # A review booked by monitoring is the next review on both, not the date the plan first set.
+    from budgets import monitoring
+
+    booked = monitoring.review_trigger(budget=budget, reason="concern", note="Carer unwell")
+    data = statements.statement_data(budget, datetime.date(2026, 11, 1), datetime.date(2026, 11, 24))
+    summary = person_selectors.overview(budget)
+    assert data.next_review == summary.next_review == booked.due_on != budget.plan.first_review_date
+    assert [point.spent_pence for point in data.chart[:2]] == [point.spent_pence for point in summary.chart[:2]]
     assert {line.description: line.spent_to_date for line in data.lines if line.management_type} == {
         line.description: line.spent for line in summary.lines
     }
