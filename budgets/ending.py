@@ -51,6 +51,7 @@ from budgets.models import (
 )
 from budgets.services import BudgetError, budget_account, pence
 from config.formatting import format_date, format_pence
+from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.exceptions import InsufficientFunds
 from ledger.models import Account, AccountKind, Transfer
@@ -491,7 +492,7 @@ def recovery_repaid(
             credit_account_id=_owed_account(budget).pk,
             amount=amount_pence,
             code="recovery_repayment",
-            effective_date=received_on,
+            effective_date=ledger_selectors.first_open_day(received_on),  # its month may have closed since
             reference=budget.owner_ref,
             description=f"Recovery notice {recovery.pk}: paid back {how}",
             acting_user=acting_user,

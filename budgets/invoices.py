@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from brokerage.models import ManagementType, PlanStatus
 from budgets.models import BudgetLine, Invoice, InvoiceStatus
 from budgets.services import PERIODS_A_YEAR, BudgetError, period_dates, split
+from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.models import Phase, Transfer
 
@@ -82,6 +83,8 @@ def invoice_pay(*, invoice: Invoice, acting_user) -> Invoice:
         held = budget.accounts.get(purpose="held:icb").account_id
         commitment = open_commitment(line)
         remainder = invoice.amount_pence
+        # Dated on the invoice, or in the first open month when finance has closed the invoice's month since.
+        paid_on = ledger_selectors.first_open_day(invoice.invoice_date)
         if commitment is not None:
             covered = min(remainder, commitment.amount)
             ledger.pending_post(
@@ -89,7 +92,7 @@ def invoice_pay(*, invoice: Invoice, acting_user) -> Invoice:
                 pending=commitment,
                 amount=covered,
                 acting_user=acting_user,
-                effective_date=invoice.invoice_date,
+                effective_date=paid_on,
                 description=f"Invoice {invoice.invoice_number}",
             )
             remainder -= covered
@@ -100,7 +103,7 @@ def invoice_pay(*, invoice: Invoice, acting_user) -> Invoice:
                 credit_account_id=held,
                 amount=remainder,
                 code="invoice_payment",
-                effective_date=invoice.invoice_date,
+                effective_date=paid_on,
                 reference=f"plan-line:{line.plan_line_id}",
                 description=f"Invoice {invoice.invoice_number}, beyond the commitment",
                 acting_user=acting_user,

@@ -26,6 +26,7 @@ from budgets.models import (
     ReductionNotice,
     ScheduledPayment,
 )
+from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.models import AccountKind
 from ledger.services import TransferRequest
@@ -289,13 +290,14 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> Schedule
             if payment.kind == PaymentKind.DIRECT_PAYMENT
             else f"held:third-party:{payment.holder_id}"
         )
+        paid_on = ledger_selectors.first_open_day(payment.due_on)  # arrears paid after their month was closed
         ledger.transfer_post(
             key=payment.transfer_key,
             debit_account_id=accounts[target],
             credit_account_id=accounts["held:icb"],
             amount=payment.amount_pence,
             code=payment.kind,
-            effective_date=payment.due_on,
+            effective_date=paid_on,
             reference=budget.owner_ref,
             description=payment.get_kind_display(),
             acting_user=acting_user,
@@ -308,7 +310,7 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> Schedule
                 credit_account_id=accounts[target],
                 amount=payment.offset_pence,
                 code="surplus_offset",
-                effective_date=payment.due_on,
+                effective_date=paid_on,
                 reference=budget.owner_ref,
                 acting_user=acting_user,
                 description="Surplus offset against this instalment",

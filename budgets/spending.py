@@ -24,6 +24,7 @@ from budgets.models import (
     SpendFlag,
 )
 from budgets.services import BudgetError, budget_account
+from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.exceptions import InsufficientFunds
 from ledger.models import AccountKind, Phase, Transfer
@@ -55,6 +56,7 @@ def _post_spend(*, budget, accounts, line, paid_from: str, payee, spent_on, amou
     """Post spending from the account that holds the money to the line's spend account, or to the budget's
     uncoded account when there is no line. The holding account's no-overdraft limit refuses overspending."""
     target = line.spend_account if line is not None else _uncoded_account(budget, accounts)
+    posted_on = ledger_selectors.first_open_day(spent_on)
     try:
         ledger.transfer_post(
             key=key,
@@ -62,13 +64,19 @@ def _post_spend(*, budget, accounts, line, paid_from: str, payee, spent_on, amou
             credit_account_id=accounts[paid_from].pk,
             amount=amount_pence,
             code="dp_spend" if paid_from == "held:direct-payment" else "holder_spend",
-            effective_date=spent_on,
+            effective_date=posted_on,
             reference=f"plan-line:{line.plan_line_id}" if line else budget.owner_ref,
-            description=f"Paid to {payee}"[:300],
+            description=(f"Paid to {payee}" + _late(spent_on, posted_on))[:300],
             acting_user=acting_user,
         )
     except InsufficientFunds as exc:
         raise BudgetError(NOT_ENOUGH if paid_from == "held:direct-payment" else HOLDER_NOT_ENOUGH) from exc
+
+
+def _late(moved_on: datetime.date, posted_on: datetime.date) -> str:
+    """A note for money recorded after finance closed its month: it is posted in the first open month, and the
+    record keeps the day it moved."""
+    return "" if moved_on == posted_on else f" on {moved_on:%-d %B %Y} (recorded after that month was closed)"
 
 
 def _accounts(budget) -> dict:
@@ -271,9 +279,9 @@ def dp_money_in_record(
             credit_account_id=credit.pk,
             amount=amount_pence,
             code="dp_money_in",
-            effective_date=received_on,
+            effective_date=(posted_on := ledger_selectors.first_open_day(received_on)),
             reference=budget.owner_ref,
-            description=f"From {payer}"[:300],
+            description=(f"From {payer}" + _late(received_on, posted_on))[:300],
             acting_user=acting_user,
         )
     return money_in

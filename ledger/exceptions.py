@@ -53,6 +53,12 @@ class ReversalInvalid(LedgerError):
     """A reversal must mirror a posted transfer, once."""
 
 
+class PeriodNotEnded(LedgerError):
+    """The month has not ended yet, so it cannot be closed."""
+
+    status_code = 409
+
+
 class PeriodAlreadyClosed(LedgerError):
     """The month is already closed."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -229,6 +231,7 @@ def period_close(request: HttpRequest) -> HttpResponse:
                 return redirect(f"{request.path}?month={month:%Y-%m}")
         checklist = reconciliation.close_checklist(month)
     closed = month is not None and ClosedPeriod.objects.filter(month=month).exists()
+    next_month = (month + datetime.timedelta(days=32)).replace(day=1) if month else None
     return render(
         request,
         "ledger/reconcile/close.jinja",
@@ -237,6 +240,8 @@ def period_close(request: HttpRequest) -> HttpResponse:
             "month": month,
             "checklist": checklist,
             "closed": closed,
+            "ended": next_month is not None and timezone.localdate() >= next_month,
+            "next_month": next_month,
             "error": error,
             "can_close": request.user.has_perm("ledger.close_period"),
         },

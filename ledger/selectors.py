@@ -10,9 +10,21 @@ from collections.abc import Iterator
 from django.db import connection
 from django.db.models import QuerySet
 
-from ledger.models import DEBIT_NORMAL_KINDS, Account, Transfer
+from ledger.models import DEBIT_NORMAL_KINDS, Account, ClosedPeriod, Transfer
 
 POSTED_PHASES = ("posted", "post_pending")
+
+
+def first_open_day(day: datetime.date) -> datetime.date:
+    """`day` itself when its month is open, else the first day of the next month not closed: where money that
+    moved in a month finance has since closed is posted (the record keeps the day it really moved)."""
+    closed = set(ClosedPeriod.objects.filter(month__gte=day.replace(day=1)).values_list("month", flat=True))
+    month = day.replace(day=1)
+    if month not in closed:
+        return day
+    while month in closed:
+        month = (month + datetime.timedelta(days=32)).replace(day=1)
+    return month
 
 
 def accounts_list(*, owner_ref: str | None = None, search: str | None = None) -> QuerySet[Account]:

@@ -298,8 +298,12 @@ def transfers_record(requests: Sequence[TransferRequest], *, acting_user=None) -
 
 
 def period_close(*, month: datetime.date, acting_user) -> ClosedPeriod:
-    """Close a month for good: transfers dated inside it are refused from now on."""
+    """Close a month for good: transfers dated inside it are refused from now on. Only a month that has ended:
+    closing the running month would refuse everything dated today (purchases, instalments, card payments)."""
     month = month.replace(day=1)
+    next_month = (month + datetime.timedelta(days=32)).replace(day=1)
+    if timezone.localdate() < next_month:
+        raise errors.PeriodNotEnded(f"{month:%B %Y} has not ended: it can be closed from {next_month:%-d %B %Y}")
     with transaction.atomic():
         period, created = ClosedPeriod.objects.get_or_create(month=month, defaults={"closed_by": acting_user})
     if not created:

@@ -105,3 +105,28 @@ def test_other_lines_and_absurd_amounts_are_refused(paid):
                 key=f"r-{amount}",
                 acting_user=paid["finance"],
             )
+
+
+def test_a_purchase_dated_in_a_month_finance_has_closed_is_posted_in_the_next_open_month(paid, time_machine):
+    """The person keeps receipts and records one late: their purchase keeps its date, the ledger posts it on the
+    first open day, saying why, and nothing is refused."""
+    from ledger import services as ledger
+    from ledger.models import ClosedPeriod, Transfer
+
+    budget, line = paid["budget"], paid["dp_line"]
+    time_machine.move_to(datetime.datetime(2027, 1, 10, 12, 0), tick=False)
+    ledger.period_close(month=START, acting_user=paid["finance"])  # December 2026
+    spend = spending.dp_spend_record(
+        budget=budget,
+        line=line,
+        payee="Harmony Singers",
+        spent_on=datetime.date(2026, 12, 20),
+        amount_pence=600,
+        key="receipt-late",
+        acting_user=paid["finance"],
+    )
+    posted = Transfer.objects.get(idempotency_key="dp-spend:receipt-late")
+    assert spend.spent_on == datetime.date(2026, 12, 20) and posted.effective_date == datetime.date(2027, 1, 1)
+    assert posted.description == "Paid to Harmony Singers on 20 December 2026 (recorded after that month was closed)"
+    assert Account.objects.get(pk=line.spend_account_id).posted_balance == 600
+    assert ClosedPeriod.objects.filter(month=START).exists()

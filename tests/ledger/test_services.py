@@ -190,6 +190,16 @@ def test_closed_period_refuses_transfers_dated_inside_it(accounts):
         services.period_close(month=datetime.date(2026, 9, 15), acting_user=manager)
 
 
+def test_a_month_can_be_closed_only_once_it_has_ended(accounts, time_machine):
+    """Closing the running month would refuse everything dated today: purchases, instalments, card payments."""
+    manager = UserFactory()
+    time_machine.move_to(datetime.datetime(2026, 11, 30, 23, 0), tick=False)  # 11 pm on 30 November, London
+    with pytest.raises(errors.PeriodNotEnded, match="November 2026 has not ended: it can be closed from 1 December"):
+        services.period_close(month=datetime.date(2026, 11, 1), acting_user=manager)
+    time_machine.move_to(datetime.datetime(2026, 12, 1, 0, 30), tick=False)
+    assert services.period_close(month=datetime.date(2026, 11, 1), acting_user=manager).month.month == 11
+
+
 def test_closed_accounts_and_other_currencies_are_refused(accounts):
     funding, cash, spend = accounts
     euros = open_account("x:eur", AccountKind.ASSET, currency="EUR")
