@@ -22,6 +22,7 @@ from brokerage.models import (
     normalise_nhs_number,
     validate_nhs_number,
 )
+from brokerage.services import agreement_date_problem
 from providers.models import Provider, Service, ServiceCategory
 
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
@@ -271,9 +272,17 @@ class AgreementForm(forms.Form):
 
     def __init__(self, *args, plan, **kwargs):
         super().__init__(*args, **kwargs)
+        self.plan = plan
         self.fields["icb_signatory"].queryset = User.objects.filter(
             is_active=True, organisation=plan.person.icb, role_memberships__role=Role.ICB_APPROVER
         ).exclude(pk=plan.author_id)
+
+    def clean_agreed_on(self):
+        agreed_on = self.cleaned_data["agreed_on"]
+        problem = agreement_date_problem(self.plan, agreed_on)
+        if problem:
+            raise forms.ValidationError(problem)
+        return agreed_on
 
 
 class ReconsiderationForm(forms.Form):

@@ -275,6 +275,16 @@ def plan_approve(*, plan: CarePlan, acting_user, exception_reasons: str = "") ->
     return plan_transition(plan=plan, name="approve", acting_user=acting_user, reasons=exception_reasons, **changes)
 
 
+def agreement_date_problem(plan: CarePlan, agreed_on: datetime.date) -> str:
+    """An agreement is recorded once it has happened, after the ICB approved the plan; the record is permanent."""
+    if agreed_on > timezone.localdate():
+        return "The date they agreed must be today or in the past"
+    approved_on = timezone.localdate(plan.approved_at) if plan.approved_at else None
+    if approved_on and agreed_on < approved_on:
+        return f"The date they agreed must be on or after the day the plan was approved, {approved_on:%-d %B %Y}"
+    return ""
+
+
 def plan_record_agreement(
     *, plan: CarePlan, acting_user, agreed_by_name: str, agreed_on: datetime.date, icb_signatory
 ) -> CarePlan:
@@ -282,6 +292,8 @@ def plan_record_agreement(
     A variation's agreement replaces the version before it, which is kept, unchanged, as `varied`."""
     if not agreed_by_name.strip():
         raise errors.ReasonsRequired("Enter the name of the person or representative who agreed the plan")
+    if problem := agreement_date_problem(plan, agreed_on):
+        raise errors.TransitionRefused(problem)
     if icb_signatory is None or not icb_signatory.has_perm("brokerage.approve_careplan", plan):
         raise errors.TransitionRefused("Choose an ICB signatory who can approve this plan")
     with transaction.atomic():

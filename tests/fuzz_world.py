@@ -13,6 +13,7 @@ import uuid
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage import services as plans
@@ -46,7 +47,7 @@ def _plan_in(crew, status: str):
             plan=plan,
             acting_user=crew["broker"],
             agreed_by_name=person.given_name,
-            agreed_on=START,
+            agreed_on=timezone.localdate(),
             icb_signatory=crew["approver"],
         )
     plan.refresh_from_db()

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, get_resolver, reverse
+from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage.models import Representative
@@ -140,7 +141,7 @@ def _agreed_plan(crew):
         plan=plan,
         acting_user=crew["broker"],
         agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 10, 24),
+        agreed_on=timezone.localdate(),
         icb_signatory=crew["approver"],
     )
     return plan

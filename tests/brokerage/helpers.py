@@ -198,7 +198,7 @@ def agreed_crew() -> dict:
         plan=plan,
         acting_user=crew["broker"],
         agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 11, 24),
+        agreed_on=timezone.localdate(),
         icb_signatory=crew["approver"],
     )
     crew["plan"] = plan

@@ -166,12 +166,17 @@ def test_approver_returns_then_approves_and_broker_records_agreement(client, cre
     client.force_login(crew["approver2"])
     post(client, "brokerage:plan-decide", {"action": "approve", "approve-exception_reasons": ""}, pk=plan.pk)
     client.force_login(crew["broker"])
-    agreed = post(
-        client,
-        "brokerage:plan-agreement",
-        {"agreed_by_name": "Joan Robson", "agreed_on": "2026-11-24", "icb_signatory": crew["approver2"].pk},
-        pk=plan.pk,
-    )
+    today = timezone.localdate()
+    agreement = {"agreed_by_name": "Joan Robson", "icb_signatory": crew["approver2"].pk}
+    # An agreement is recorded once it has happened, and not before the plan was approved: the record is permanent.
+    for day, problem in [
+        (today + datetime.timedelta(days=1), "The date they agreed must be today or in the past"),
+        (today - datetime.timedelta(days=1), "must be on or after the day the plan was approved"),
+    ]:
+        refused = post(client, "brokerage:plan-agreement", {**agreement, "agreed_on": day.isoformat()}, pk=plan.pk)
+        assert refused.status_code == 200 and problem in refused.content.decode()
+        assert 'href="#id_agreed_on"' in refused.content.decode()  # the error summary links to the field
+    agreed = post(client, "brokerage:plan-agreement", {**agreement, "agreed_on": today.isoformat()}, pk=plan.pk)
     assert agreed.status_code == 302
     plan.refresh_from_db()
     assert plan.status == PlanStatus.AGREED

@@ -1,9 +1,9 @@
 """Care and support plans: contents, the state machine, separation of duties, audit and variations."""
 
-import datetime
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.roles import Role
@@ -180,7 +180,7 @@ def test_journey_submit_return_fix_approve_agree_with_an_audit_row_each(crew):
         plan=plan,
         acting_user=crew["broker"],
         agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 11, 24),
+        agreed_on=timezone.localdate(),
         icb_signatory=crew["approver"],
     )
     plan.refresh_from_db()
@@ -246,7 +246,7 @@ def test_transitions_refused_from_the_wrong_state(crew):
             plan=plan,
             acting_user=crew["broker"],
             agreed_by_name="Joan",
-            agreed_on=datetime.date(2026, 11, 24),
+            agreed_on=timezone.localdate(),
             icb_signatory=crew["approver"],
         )
     with pytest.raises(errors.TransitionRefused):
@@ -278,7 +278,7 @@ def test_money_side_transitions_for_the_budgets_app(crew):
         plan=plan,
         acting_user=crew["broker"],
         agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 11, 24),
+        agreed_on=timezone.localdate(),
         icb_signatory=crew["approver"],
     )
     finance = user_with_role(Role.FINANCE_OFFICER, organisation=crew["icb"])
@@ -307,7 +307,7 @@ def active_plan(crew):
         plan=plan,
         acting_user=crew["broker"],
         agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 11, 24),
+        agreed_on=timezone.localdate(),
         icb_signatory=crew["approver"],
     )
     services.plan_transition(plan=plan, name="start_setting_up", acting_user=crew["coordinator"])
@@ -330,7 +330,7 @@ def test_a_variation_is_a_new_version_approved_again_and_the_old_stays_unchanged
         plan=new,
         acting_user=crew["broker"],
         agreed_by_name="Joan Robson",
-        agreed_on=datetime.date(2026, 12, 1),
+        agreed_on=timezone.localdate(),
         icb_signatory=crew["approver"],
     )
     old.refresh_from_db()

@@ -1,9 +1,8 @@
 """Every transition, tried by every role from its source state: only the intended roles succeed, and from any
 other state nobody can make it."""
 
-import datetime
-
 import pytest
+from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage import exceptions as errors
@@ -61,7 +60,7 @@ def plan_in(status, crew):
                 plan=plan,
                 acting_user=crew["broker"],
                 agreed_by_name="Joan",
-                agreed_on=datetime.date(2026, 11, 24),
+                agreed_on=timezone.localdate(),
                 icb_signatory=crew["approver"],
             )
         else:
