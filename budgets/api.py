@@ -173,7 +173,10 @@ class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def create(self, request, *args, **kwargs):
         body = PaymentRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run, left_out = runs.payment_run_create(run_date=body.validated_data["run_date"], acting_user=request.user)
+        run_date = body.validated_data["run_date"]
+        if not runs.anything_due(run_date):
+            return Response({"detail": runs.NOTHING_DUE.format(day=run_date)}, status=status.HTTP_409_CONFLICT)
+        run, left_out = runs.payment_run_create(run_date=run_date, acting_user=request.user)
         data = run_data(run)
         data["left_out_without_bank_details"] = len(left_out)
         return Response(data, status=status.HTTP_201_CREATED)

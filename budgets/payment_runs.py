@@ -79,6 +79,22 @@ def _add_item(run: PaymentRun, payee: Payee, amount: int, reference: str, **payi
 LIVE = [PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.STOPPING]
 
 
+NOTHING_DUE = "Nothing is due to be paid on or before {day:%-d %B %Y}"
+
+
+def anything_due(run_date: datetime.date) -> bool:
+    """Whether a run for this date would pay anything: an empty run is only one more thing to approve."""
+    return (
+        ScheduledPayment.objects.filter(
+            status=PaymentStatus.DUE, due_on__lte=run_date, budget__plan__status__in=PAYABLE, run_item__isnull=True
+        ).exists()
+        or Invoice.objects.filter(
+            status=InvoiceStatus.APPROVED, run_item__isnull=True, budget_line__budget__plan__status__in=LIVE
+        ).exists()
+        or DirectPaymentInvoice.objects.filter(status=DirectPaymentInvoiceStatus.QUEUED, run_item__isnull=True).exists()
+    )
+
+
 def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[PaymentRun, list]:
     """Gather every due payment of a live budget and every approved invoice not yet in a run. Returns the run
     and what was left out because the payee has no bank details or connected account yet."""

@@ -98,6 +98,8 @@ def require_finance(request: HttpRequest) -> None:
 def payment_runs(request: HttpRequest) -> HttpResponse:
     require_finance(request)
     form = RunDateForm(request.POST or None, initial={"run_date": timezone.localdate()})
+    if request.method == "POST" and form.is_valid() and not runs.anything_due(form.cleaned_data["run_date"]):
+        form.add_error("run_date", runs.NOTHING_DUE.format(day=form.cleaned_data["run_date"]))
     if request.method == "POST" and form.is_valid():
         run, left_out = runs.payment_run_create(run_date=form.cleaned_data["run_date"], acting_user=request.user)
         request.session[f"run-{run.pk}-left-out"] = len(left_out)

@@ -58,6 +58,8 @@ def test_invoice_and_run_through_the_api(client, agreed):
     client.force_login(agreed["finance"])
     post(client, f"/api/budgets/payment-runs/{second['id']}/approve/")
     assert post(client, f"/api/budgets/payment-runs/{second['id']}/pay/", key="run-2").json()["status"] == "posted"
+    empty = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"})
+    assert empty.status_code == 409 and empty.json()["detail"].startswith("Nothing is due to be paid")
     assert client.get(f"/api/budgets/invoices/{invoice.json()['id']}/").json()["status"] == "paid"
     assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/", key="x").status_code in (404, 405)
 

@@ -68,6 +68,11 @@ def test_finance_prepares_approves_pays_and_downloads_a_run(client, agreed):
     assert bacs_file.content.startswith(b"VOL1") and b"JOAN ROBSON PHB" in bacs_file.content
     assert "TYNESIDE IUT" in client.get(reverse("budgets:payment-run-csv", kwargs={"pk": run.pk})).content.decode()
 
+    # Everything due on 1 December is paid: another run for that day would be empty, so none is made.
+    again = client.post(reverse("budgets:payment-runs"), {"run_date": "2026-12-01"})
+    assert again.status_code == 200 and "Nothing is due to be paid on or before 1 December 2026" in again.content.decode()
+    assert PaymentRun.objects.count() == 1
+
 
 @pytest.mark.parametrize("role", [Role.CARE_BROKER, Role.PATIENT, Role.AUDITOR])
 def test_payment_runs_are_for_finance_only(client, role):
