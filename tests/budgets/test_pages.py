@@ -70,7 +70,8 @@ def test_finance_prepares_approves_pays_and_downloads_a_run(client, agreed):
 
     # Everything due on 1 December is paid: another run for that day would be empty, so none is made.
     again = client.post(reverse("budgets:payment-runs"), {"run_date": "2026-12-01"})
-    assert again.status_code == 200 and "Nothing is due to be paid on or before 1 December 2026" in again.content.decode()
+    assert again.status_code == 200
+    assert "Nothing is due to be paid on or before 1 December 2026" in again.content.decode()
     assert PaymentRun.objects.count() == 1
 
 
