@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from budgets.cash import stripe_statement_import
@@ -62,7 +63,8 @@ def stripe_import(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, f"Nothing was imported: {exc}")
         else:
             text = (
-                f"Fetched {record.lines_added} new lines from Stripe; {record.lines_already_imported} were already here"
+                f"Fetched {record.lines_added} new line{pluralize(record.lines_added)} from Stripe; "
+                f"{record.lines_already_imported} {pluralize(record.lines_already_imported, 'was,were')} already here"
             )
             if record.bad_lines:
                 text += f"; {len(record.bad_lines)} were left out: " + "; ".join(r for _n, r in record.bad_lines[:3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jinja2
 from django.conf import settings
 from django.contrib.messages import get_messages
+from django.template.defaultfilters import pluralize
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
@@ -87,6 +88,6 @@ def environment(**options) -> jinja2.Environment:
         monitoring_for=monitoring_for,
         today=timezone.localdate,
     )
-    env.filters.update(pence=format_pence, nhs_date=format_date)
+    env.filters.update(pence=format_pence, nhs_date=format_date, pluralize=pluralize)
     env.globals.update(recoveries_for=recoveries_for, letters_for=letters_for)  # ending a budget (see above)
     return env

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from ledger import matching, reconciliation
@@ -141,7 +142,9 @@ def statement_upload(request: HttpRequest, pk: int) -> HttpResponse:
             problems = exc.problems[:200]
             form.add_error("statement", "The file was not imported: " + str(exc))
         else:
-            text = f"Imported {record.lines_added} new lines; {record.lines_already_imported} were already imported"
+            added, already = record.lines_added, record.lines_already_imported
+            were = pluralize(already, "was,were")
+            text = f"Imported {added} new line{pluralize(added)}; {already} {were} already imported"
             if record.bad_lines:
                 text += f"; {len(record.bad_lines)} wrong lines were left out"
             messages.success(request, text + ".")
@@ -157,7 +160,8 @@ def auto_match(request: HttpRequest, pk: int) -> HttpResponse:
     counts = matching.auto_match(cash)
     messages.success(
         request,
-        f"Matched {sum(counts.values())} lines automatically: {counts['reference']} by reference, "
+        f"Matched {sum(counts.values())} line{pluralize(sum(counts.values()))} automatically: "
+        f"{counts['reference']} by reference, "
         f"{counts['group']} as payment runs, {counts['amount_date']} by amount and date.",
     )
     return redirect("ledger:reconcile-account", pk=cash.pk)

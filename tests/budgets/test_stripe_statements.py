@@ -241,7 +241,7 @@ def test_the_fetch_page_is_for_finance_only_and_explains_bad_dates_and_outages(c
 
     fake_payments.payout(700)
     done = client.post(url, {"start": today.isoformat(), "end": today.isoformat()}, follow=True)
-    assert "Fetched 1 new lines from Stripe" in done.content.decode()
+    assert "Fetched 1 new line from Stripe" in done.content.decode()
     assert StatementLine.objects.filter(cash_account=account).count() == 1
 
     bank = CashAccount.objects.create(account=icb_bank_account(), name="Bank", reconcile_from=today)
