@@ -234,7 +234,10 @@ DEMO_PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%
 
 
 def close_the_budget(budget, *, today, finance, manager) -> None:
-    """The balance left after the liabilities is asked back, repaid by bank transfer, and the budget closed."""
+    """What third-party holders still hold comes back, the balance left after the liabilities is asked back and
+    repaid by bank transfer, and the budget is closed."""
+    for _name, _balance, purpose in ending.final_audit(budget).third_party_balances:
+        ending.holder_balance_returned(budget=budget, purpose=purpose, acting_user=finance, today=today)
     audit = ending.final_audit(budget)
     if audit.recoverable > 0:
         person = budget.plan.person

@@ -717,7 +717,7 @@ class FinalAudit:
     reserved: int  # held back for invoices the person confirmed but that are not paid yet
     other_open_notices: int  # notices from before the final audit, still open or being reconsidered
     closing_notices: tuple[Recovery, ...]
-    third_party_balances: tuple[tuple[str, int], ...]
+    third_party_balances: tuple[tuple[str, int, str], ...]  # (account name, balance, purpose)
 
     @property
     def unclaimed(self) -> int:
@@ -747,11 +747,43 @@ class FinalAudit:
             found.append(f"{format_pence(self.reserved)} is reserved for invoices not yet paid: pay or release them")
         if self.other_open_notices:
             found.append(f"{self.other_open_notices} earlier recovery notice(s) still open: settle or withdraw them")
+        for name, balance, _purpose in self.third_party_balances:
+            found.append(f"{name}: {format_pence(balance)} is still with the third party: record its return")
         return found
 
     @property
     def can_close(self) -> bool:
         return not self.problems
+
+
+def holder_balance_returned(*, budget: Budget, purpose: str, acting_user, today: datetime.date | None = None) -> int:
+    """A third-party holder has sent back what it still held for the budget: the money comes back to the ICB's
+    bank, once (closing needs every holder's balance returned). Returns the pence recorded."""
+    today = _today(today)
+    if not purpose.startswith("held:third-party:"):
+        raise EndingError("Choose one of the budget's third-party holders")
+    with transaction.atomic(), _context("holder_balance_returned", acting_user):
+        status = _plan_status(budget)
+        if status != PlanStatus.FINAL_AUDIT:
+            raise EndingError(NOT_IN_FINAL_AUDIT.format(status=PlanStatus(status).label.lower()))
+        row = BudgetAccount.objects.select_related("account").filter(budget=budget, purpose=purpose).first()
+        if row is None:
+            raise EndingError("Choose one of the budget's third-party holders")
+        balance = row.account.posted_balance
+        if balance <= 0:
+            return 0
+        ledger.transfer_post(
+            key=f"{budget.owner_ref}:{purpose}:returned",
+            debit_account_id=icb_bank_account().pk,
+            credit_account_id=row.account_id,
+            amount=balance,
+            code="holder_return",
+            effective_date=today,
+            reference=budget.owner_ref,
+            description=f"Returned by the holder as the budget ended: {row.account.name}"[:300],
+            acting_user=acting_user,
+        )
+    return balance
 
 
 def final_audit(budget: Budget) -> FinalAudit:
@@ -767,7 +799,7 @@ def final_audit(budget: Budget) -> FinalAudit:
     balance = dp_balance(budget)
     mixed, held = _held_account(budget, "mixed-funds"), _held_account(budget)
     third_party = tuple(
-        (row.account.name, row.account.posted_balance)
+        (row.account.name, row.account.posted_balance, row.purpose)
         for row in BudgetAccount.objects.filter(budget=budget, purpose__startswith="held:third-party:").select_related(
             "account"
         )

@@ -458,6 +458,8 @@ def final_audit_page(request: HttpRequest, pk: int) -> HttpResponse:
                 liability = Liability.objects.filter(budget=budget, pk=int(value) if value.isdecimal() else 0).first()
                 _require(liability is not None)
                 ending.liability_pay(liability=liability, acting_user=user)
+            elif action == "holder_returned" and can_recover:
+                ending.holder_balance_returned(budget=budget, purpose=request.POST.get("purpose", ""), acting_user=user)
             elif action == "close" and user.has_perm("budgets.close_budget"):
                 ending.budget_close(budget=budget, acting_user=user)
                 messages.success(request, "The budget is closed. Its records stay as they are.")

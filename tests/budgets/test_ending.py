@@ -486,7 +486,19 @@ def test_closing_pays_liabilities_first_and_closes_only_when_recoverable_is_reco
         acting_user=live["manager"],
     )
     audit = ending.final_audit(budget)
-    assert audit.recoverable == audit.recovered + audit.written_off == held - 35_000 and audit.can_close
+    assert audit.recoverable == audit.recovered + audit.written_off == held - 35_000
+    # The third-party holder still has this budget's money: closing waits for it to come back.
+    [(holder_name, holder_balance, purpose)] = audit.third_party_balances
+    assert audit.problems == [
+        f"{holder_name}: £{holder_balance / 100:,.2f} is still with the third party: record its return"
+    ]
+    with pytest.raises(EndingError, match="is still with the third party"):
+        ending.budget_close(budget=budget, acting_user=live["manager"])
+    for _twice in range(2):  # recorded once
+        ending.holder_balance_returned(budget=budget, purpose=purpose, acting_user=live["finance"])
+    assert Transfer.objects.get(code="holder_return").amount == holder_balance
+    audit = ending.final_audit(budget)
+    assert audit.third_party_balances == () and audit.can_close
     with pytest.raises(EndingError, match=ending.NOT_A_MANAGER):
         ending.budget_close(budget=budget, acting_user=live["finance"])
     ending.budget_close(budget=budget, acting_user=live["manager"])
@@ -521,6 +533,8 @@ def test_liabilities_beyond_the_balance_are_paid_by_the_icb_and_there_is_nothing
     ending.liability_pay(liability=notice_pay, acting_user=live["finance"])
     assert Transfer.objects.get(idempotency_key=f"liability:{notice_pay.pk}:paid").amount == held
     assert Transfer.objects.get(idempotency_key=f"liability:{notice_pay.pk}:paid-by-icb").amount == 10_000
+    for _name, _balance, purpose in ending.final_audit(budget).third_party_balances:
+        ending.holder_balance_returned(budget=budget, purpose=purpose, acting_user=live["finance"])
     audit = ending.final_audit(budget)
     assert (audit.dp_balance, audit.recoverable, audit.can_close) == (0, 0, True)
     ending.budget_close(budget=budget, acting_user=live["manager"])
@@ -670,6 +684,11 @@ def test_the_final_audit_page_records_and_pays_liabilities_and_closes(live, cloc
     left = ending.final_audit(budget).unclaimed
     assert f"Ask for the balance of £{left / 100:,.2f} back" in client.get(url).content.decode()
     assert client.post(url, {"action": "close"}).status_code == 404  # a finance officer cannot close
+    [(_name, held_by_holder, purpose)] = ending.final_audit(budget).third_party_balances
+    assert f"Record £{held_by_holder / 100:,.2f} returned" in client.get(url).content.decode()
+    assert client.post(url, {"action": "holder_returned", "purpose": purpose}).status_code == 302
+    assert client.post(url, {"action": "holder_returned", "purpose": "held:icb"}).status_code == 200  # not a holder
+    assert ending.final_audit(budget).third_party_balances == ()
     client.force_login(live["manager"])
     assert "The budget cannot close yet" in client.post(url, {"action": "close"}).content.decode()
 
@@ -679,7 +698,8 @@ def test_the_final_audit_page_records_and_pays_liabilities_and_closes(live, cloc
 FUZZ = settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 junk = st.text(max_size=30) | st.sampled_from(
     ["", "-1", "0", "0.001", "12.345", "£5", "1e9", "9" * 20, "2026-02-30", "2027-01-31", "yes", "no", "person",
-     "resume", "withdraw", "wages", "repay", "write_off", "reconsider", "decide", "pay", "close", "begin", "liability"]
+     "resume", "withdraw", "wages", "repay", "write_off", "reconsider", "decide", "pay", "close", "begin", "liability",
+     "holder_returned", "held:third-party:1"]
 )  # fmt: skip
 
 
@@ -694,7 +714,14 @@ def test_ending_forms_never_fail_with_random_input(live, client):
         base + "recoveries/new/": ["reasons", "amount", "deadline", "addressee", "addressee_name", "from_balance"],
         base + f"recoveries/{recovery.pk}/": ["action", *recovery_fields, "write_off-key", "reconsider-evidence"],
         base + f"recoveries/{reconsidering.pk}/": ["action", "decide-outcome", "decide-amount", "decide-reasons"],
-        base + "final-audit/": ["action", "liability", "liability-kind", "liability-payee", "liability-amount"],
+        base + "final-audit/": [
+            "action",
+            "liability",
+            "liability-kind",
+            "liability-payee",
+            "liability-amount",
+            "purpose",
+        ],
         base + "reduction/": ["new_plan", "reasons", "effective_on", "confirm"],
     }
     forms[base + "recoveries/new/"].append("confirm")
