@@ -276,12 +276,10 @@ def plan_approve(*, plan: CarePlan, acting_user, exception_reasons: str = "") ->
 
 
 def agreement_date_problem(plan: CarePlan, agreed_on: datetime.date) -> str:
-    """An agreement is recorded once it has happened, after the ICB approved the plan; the record is permanent."""
+    """An agreement is recorded once it has happened: the record is permanent. (The person may have signed the
+    plan before the ICB's approval, so an earlier date is allowed.)"""
     if agreed_on > timezone.localdate():
         return "The date they agreed must be today or in the past"
-    approved_on = timezone.localdate(plan.approved_at) if plan.approved_at else None
-    if approved_on and agreed_on < approved_on:
-        return f"The date they agreed must be on or after the day the plan was approved, {approved_on:%-d %B %Y}"
     return ""
 
 
