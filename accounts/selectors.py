@@ -38,6 +38,8 @@ def dashboard_links(*, user: User, role: Role) -> list[dict[str, str]]:
         links.append({"href": reverse("budgets:my-budgets"), "text": "The budget, its spending and payments"})
     if role == Role.AUDITOR:
         links.append({"href": reverse("ledger:reconcile"), "text": "Reconciliation reports"})
+        links.append({"href": reverse("budgets:payment-runs"), "text": "Payment runs: who prepared, approved and paid"})
+        links.append({"href": reverse("budgets:invoices"), "text": "Provider invoices waiting to be paid"})
     if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR, Role.ICB_APPROVER):
         links.append({"href": reverse("budgets:phb-return"), "text": "NHS England quarterly PHB return"})
         links.append({"href": reverse("budgets:recharges"), "text": "Recharges between funders of integrated budgets"})

@@ -22,7 +22,7 @@ from brokerage.models import (
     normalise_nhs_number,
     validate_nhs_number,
 )
-from brokerage.services import agreement_date_problem
+from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem
 from providers.models import Provider, Service, ServiceCategory
 
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
@@ -153,6 +153,8 @@ class LineForm(forms.Form):
         service = data.get("service")
         if service is None and data.get("category") is None:
             self.add_error("category", "Select a category, or choose a service from the directory")
+        if service is not None and data.get("category") not in (None, service.category):
+            self.add_error("category", SERVICE_KEEPS_CATEGORY.format(category=service.category.name))
         if service is None and data.get("unit_cost") is None:
             self.add_error("unit_cost", "Enter the cost per unit")
         if data.get("management_type") == ManagementType.THIRD_PARTY and data.get("third_party_holder") is None:

@@ -148,6 +148,9 @@ def outcome_add(*, plan: CarePlan, acting_user, description: str, needs: list[Ne
     return outcome
 
 
+SERVICE_KEEPS_CATEGORY = "A service from the directory keeps its own category, {category}: leave Category empty"
+
+
 def line_add(
     *,
     plan: CarePlan,
@@ -166,6 +169,10 @@ def line_add(
     _require_draft(plan, acting_user)
     if outcome.plan_id != plan.pk:
         raise errors.TransitionRefused("Choose an outcome from this plan")
+    if service is not None and category != service.category:
+        # The directory's category decides what the service needs (a CQC registration, say): filing it under
+        # another would skip rule 12.
+        raise errors.TransitionRefused(SERVICE_KEEPS_CATEGORY.format(category=service.category.name))
     return PlanLine.objects.create(
         plan=plan,
         description=description,

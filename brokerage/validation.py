@@ -35,6 +35,11 @@ FUNDING_MISMATCH = "The funding split ({funding}) must add up to the budget ({bu
 OVER_BUDGET = (
     "The support costs {total} a year, more than the budget of {budget}: reduce it or ask an approver for an exception"
 )
+# The contingency is kept apart from the budget when it is set up, so the support must fit in what is left.
+OVER_BUDGET_WITH_CONTINGENCY = (
+    "The support ({total}) and the contingency ({contingency}) come to {both} a year, more than the budget of "
+    "{budget}: reduce one of them or ask an approver for an exception"
+)
 PAYMENT_MISSING = "Enter the payment amount and how often it is paid"
 CONTINGENCY_MISSING = "Describe the contingency plan"
 RISKS_MISSING = "Add at least one risk and how it is managed"
@@ -110,8 +115,17 @@ def plan_problems(plan) -> list[Problem]:
         if plan.funding_total != plan.budget:
             add("budget", FUNDING_MISMATCH.format(funding=plan.funding_total, budget=plan.budget))
         total = sum((line.annual_cost for line in lines), plan.budget * 0)
-        if total > plan.budget and not plan.exception_reasons.strip():
-            add("budget", OVER_BUDGET.format(total=total, budget=plan.budget))
+        if total + plan.contingency_amount > plan.budget and not plan.exception_reasons.strip():
+            if total > plan.budget or not plan.contingency_amount.amount:
+                add("budget", OVER_BUDGET.format(total=total, budget=plan.budget))
+            else:
+                both = total + plan.contingency_amount
+                add(
+                    "budget",
+                    OVER_BUDGET_WITH_CONTINGENCY.format(
+                        total=total, contingency=plan.contingency_amount, both=both, budget=plan.budget
+                    ),
+                )
 
     if plan.payment_amount.amount <= 0 or not plan.payment_frequency:
         add("payments", PAYMENT_MISSING)

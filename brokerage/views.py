@@ -318,7 +318,7 @@ def plan_decide(request: HttpRequest, pk: int) -> HttpResponse:
             "plan": plan,
             "approve_form": approve_form,
             "return_form": return_form,
-            "over_budget": plan.lines_total > plan.budget,
+            "over_budget": plan.lines_total + plan.contingency_amount > plan.budget,
         },
     )
 

@@ -32,6 +32,15 @@ def dp_invoice_pay(
     existing = DirectPaymentInvoice.objects.filter(idempotency_key=key).first()
     if existing is not None:  # the same confirmation sent twice (a double click): one payment
         return existing
+    # Rule 12 holds when paying too: the line's kind of service may need a registered provider.
+    registration = line.plan_line.category.requires_registration
+    if not provider.active or (registration and not provider.holds_registration(registration)):
+        raise BudgetError(
+            f"{provider.name} cannot be paid for “{line.plan_line.description}”: it needs a provider with a "
+            f"{line.plan_line.category.get_requires_registration_display()} registration number"
+            if provider.active
+            else f"{provider.name} is no longer in the directory, so it cannot be paid"
+        )
     connected = ConnectedPerson.objects.filter(person_id=budget.plan.person_id, provider=provider).first()
     if connected is not None and connected.blocked:
         raise BudgetError(CONNECTED_REFUSED)

@@ -94,9 +94,19 @@ def require_finance(request: HttpRequest) -> None:
         raise Http404
 
 
+def require_finance_or_reader(request: HttpRequest) -> bool:
+    """Finance acts on payment runs and invoices; auditors read them (the API lets them too). Returns whether this
+    user may act; anyone else, or a reader's POST, is not found."""
+    if request.user.has_perm("budgets.run_payments"):
+        return True
+    if request.method in ("GET", "HEAD") and request.user.has_perm("ledger.view_account"):
+        return False
+    raise Http404
+
+
 @login_required
 def payment_runs(request: HttpRequest) -> HttpResponse:
-    require_finance(request)
+    can_act = require_finance_or_reader(request)
     form = RunDateForm(request.POST or None, initial={"run_date": timezone.localdate()})
     if request.method == "POST" and form.is_valid() and not runs.anything_due(form.cleaned_data["run_date"]):
         form.add_error("run_date", runs.NOTHING_DUE.format(day=form.cleaned_data["run_date"]))
@@ -105,12 +115,12 @@ def payment_runs(request: HttpRequest) -> HttpResponse:
         request.session[f"run-{run.pk}-left-out"] = len(left_out)
         return redirect("budgets:payment-run", pk=run.pk)
     listed = PaymentRun.objects.select_related("author", "approved_by").prefetch_related("items")[:50]
-    return render(request, "budgets/payment_runs.jinja", {"form": form, "runs": listed})
+    return render(request, "budgets/payment_runs.jinja", {"form": form, "runs": listed, "can_act": can_act})
 
 
 @login_required
 def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
-    require_finance(request)
+    can_act = require_finance_or_reader(request)
     run = get_object_or_404(PaymentRun.objects.select_related("author", "approved_by"), pk=pk)
     problem = None
     action = request.POST.get("action")
@@ -139,14 +149,15 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             "totals": selectors.run_totals(run, items=items),
             "problem": problem,
             "left_out": request.session.get(f"run-{run.pk}-left-out", 0),
-            "can_approve": run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
+            "can_act": can_act,
+            "can_approve": can_act and run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
         },
     )
 
 
 @login_required
 def payment_run_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
-    require_finance(request)
+    require_finance_or_reader(request)
     run = get_object_or_404(PaymentRun, pk=pk)
     if run.status == RunStatus.DRAFT:
         raise Http404
@@ -193,7 +204,7 @@ class InvoiceForm(forms.Form):
 
 @login_required
 def invoices(request: HttpRequest) -> HttpResponse:
-    require_finance(request)
+    can_act = require_finance_or_reader(request)
     problem = None
     if request.method == "POST":
         invoice_id = request.POST.get("invoice", "")
@@ -209,7 +220,7 @@ def invoices(request: HttpRequest) -> HttpResponse:
         .select_related("provider", "recorded_by", "budget_line__plan_line", "budget_line__budget__plan__person")
         .annotate(run_item_id=F("run_item__id"), run_item_run_id=F("run_item__run_id"))
     )
-    return render(request, "budgets/invoices.jinja", {"invoices": waiting, "problem": problem})
+    return render(request, "budgets/invoices.jinja", {"invoices": waiting, "problem": problem, "can_act": can_act})
 
 
 @login_required

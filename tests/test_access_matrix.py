@@ -200,9 +200,9 @@ ALLOWED: dict[str, tuple[set, str]] = {
     "budgets:budget-spend-export": (LEDGER_READERS, "finance and auditors export any budget's spend"),
     # Finance-wide objects: payment runs, holders' bank details, the ledger and its reconciliation.
     "budgets:holder-bank": (FINANCE, "finance keeps holders' bank details"),
-    "budgets:payment-run": (FINANCE, "finance prepares and approves payment runs"),
-    "budgets:payment-run-bacs": (FINANCE, "finance sends the run's BACS file"),
-    "budgets:payment-run-csv": (FINANCE, "finance checks the run's payments"),
+    "budgets:payment-run": (LEDGER_READERS, "finance prepares and approves payment runs; auditors read them"),
+    "budgets:payment-run-bacs": (LEDGER_READERS, "finance sends the run's BACS file; auditors read it"),
+    "budgets:payment-run-csv": (LEDGER_READERS, "finance checks the run's payments; auditors read them"),
     "budgets:stripe-import": (FINANCE, "finance imports Stripe payouts"),
     "budgets-api:invoice-detail": (LEDGER_READERS, "finance acts on invoices; auditors read them"),
     "budgets-api:invoice-approve": (FINANCE, "finance approves invoices"),

@@ -98,7 +98,23 @@ def test_registered_category_needs_a_registered_provider(crew):
     assert any("Care Quality Commission registration" in m for m in messages(plan))
     care.provider.cqc_registration = "1-2223334445"
     care.provider.save()
+    bigger = Money(13000, "GBP")  # the morning care needs a bigger budget too
+    services.plan_update(plan=plan, acting_user=crew["broker"], section="budget", budget=bigger, funding_icb=bigger)
     assert messages(plan) == []
+    # Filing the service under a category that needs no registration would skip the check: refused.
+    with pytest.raises(errors.TransitionRefused, match="keeps its own category, Personal care"):
+        services.line_add(
+            plan=plan,
+            acting_user=crew["broker"],
+            description="Morning care, filed elsewhere",
+            category=service("Gym", "Leisure and wellbeing", "City Gym").category,
+            outcome=plan.outcomes.first(),
+            management_type="notional",
+            frequency="daily",
+            quantity=Decimal("1"),
+            unit_cost=care.unit_rate,
+            service=care,
+        )
 
 
 def test_lines_over_budget_need_an_approvers_exception(crew):
@@ -114,6 +130,19 @@ def test_lines_over_budget_need_an_approvers_exception(crew):
     with pytest.raises(errors.TransitionRefused):
         services.plan_submit(plan=plan, acting_user=crew["broker"])
     plan.exception_reasons = "Agreed at panel: short-term increase while Joan recovers from surgery"
+    assert messages(plan) == []
+
+
+def test_the_budget_must_cover_the_support_and_the_contingency_kept_apart(crew):
+    """Setting the budget up puts the contingency in its own account: support costing the whole budget would run
+    out before the year's end."""
+    plan = complete_plan(person=crew["person"], broker=crew["broker"])
+    assert plan.contingency_amount.amount > 0
+    whole = plan.lines_total
+    services.plan_update(plan=plan, acting_user=crew["broker"], section="budget", budget=whole, funding_icb=whole)
+    both = whole + plan.contingency_amount
+    assert f"and the contingency ({plan.contingency_amount}) come to {both} a year" in " ".join(messages(plan))
+    services.plan_update(plan=plan, acting_user=crew["broker"], section="budget", budget=both, funding_icb=both)
     assert messages(plan) == []
 
 

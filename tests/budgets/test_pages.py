@@ -1,5 +1,7 @@
 """Setting up a budget through its check-your-answers page, and the budget page's figures by line."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
 
@@ -75,7 +77,30 @@ def test_finance_prepares_approves_pays_and_downloads_a_run(client, agreed):
     assert PaymentRun.objects.count() == 1
 
 
-@pytest.mark.parametrize("role", [Role.CARE_BROKER, Role.PATIENT, Role.AUDITOR])
-def test_payment_runs_are_for_finance_only(client, role):
+@pytest.mark.parametrize("role", [Role.CARE_BROKER, Role.PATIENT, Role.ICB_APPROVER])
+def test_payment_runs_are_for_finance_and_auditors_only(client, role):
     client.force_login(user_with_role(role))
     assert client.get(reverse("budgets:payment-runs")).status_code == 404
+
+
+def test_an_auditor_reads_payment_runs_and_invoices_but_cannot_act_on_them(client, agreed):
+    from budgets import payment_runs
+    from tests.budgets.test_payment_runs import set_up
+
+    set_up(agreed)
+    run, _ = payment_runs.payment_run_create(run_date=datetime.date(2026, 12, 1), acting_user=agreed["finance"])
+    auditor = user_with_role(Role.AUDITOR)
+    client.force_login(auditor)
+    dashboard = client.get(reverse("accounts:role-dashboard", kwargs={"role": "auditor"})).content.decode()
+    assert reverse("budgets:payment-runs") in dashboard and reverse("budgets:invoices") in dashboard
+    listed = client.get(reverse("budgets:payment-runs")).content.decode()
+    assert f"/finance/payment-runs/{run.pk}/" in listed and "Prepare a payment run" not in listed
+    page = client.get(reverse("budgets:payment-run", kwargs={"pk": run.pk})).content.decode()
+    assert agreed["finance"].full_name in page and "Approve this payment run" not in page
+    assert "Waiting for a finance officer or manager other than the one who prepared it" in page
+    assert client.get(reverse("budgets:invoices")).status_code == 200
+    # Reading only: every action answers as if the page were not there.
+    assert client.post(reverse("budgets:payment-run", kwargs={"pk": run.pk}), {"action": "approve"}).status_code == 404
+    assert client.post(reverse("budgets:payment-runs"), {"run_date": "2026-12-01"}).status_code == 404
+    run.refresh_from_db()
+    assert run.status == "draft"

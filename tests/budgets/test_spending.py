@@ -130,3 +130,41 @@ def test_a_purchase_dated_in_a_month_finance_has_closed_is_posted_in_the_next_op
     assert posted.description == "Paid to Harmony Singers on 20 December 2026 (recorded after that month was closed)"
     assert Account.objects.get(pk=line.spend_account_id).posted_balance == 600
     assert ClosedPeriod.objects.filter(month=START).exists()
+
+
+def test_a_direct_payment_invoice_is_refused_for_a_provider_the_line_may_not_use(paid):
+    """Rule 12 when paying: a line whose kind of service needs a CQC registration is paid only to a registered
+    provider, and a provider taken out of the directory is not paid at all."""
+    from brokerage.models import PlanLine
+    from budgets import dp_invoices
+    from providers.models import Provider, ServiceCategory
+
+    budget, line = paid["budget"], paid["dp_line"]
+    provider = line.plan_line.provider
+    Provider.objects.filter(pk=provider.pk).update(sort_code="112233", account_number="44556677", cqc_registration="")
+    provider.refresh_from_db()
+    personal_care = ServiceCategory.objects.get(name="Personal care")
+    PlanLine.objects.filter(pk=line.plan_line_id).update(category=personal_care)
+    line.plan_line.refresh_from_db()
+
+    def pay(key):
+        return dp_invoices.dp_invoice_pay(
+            budget=budget,
+            line=line,
+            provider=provider,
+            invoice_number=key,
+            amount_pence=100,
+            key=key,
+            acting_user=paid["finance"],
+        )
+
+    with pytest.raises(services.BudgetError, match="needs a provider with a Care Quality Commission registration"):
+        pay("unregistered")
+    provider.cqc_registration = "1-2223334445"
+    provider.active = False
+    provider.save()
+    with pytest.raises(services.BudgetError, match="no longer in the directory"):
+        pay("inactive")
+    provider.active = True
+    provider.save()
+    assert pay("registered").amount_pence == 100
