@@ -178,6 +178,7 @@ class RunStatus(models.TextChoices):
     DRAFT = "draft", "Waiting for approval"
     APPROVED = "approved", "Approved"
     POSTED = "posted", "Paid"
+    DISCARDED = "discarded", "Discarded before approval"
 
 
 @pghistory.track(append_only=True)
@@ -203,7 +204,8 @@ class PaymentRun(models.Model):
                 name="payment_run_approver_not_author",
             ),
             models.CheckConstraint(
-                condition=Q(status="draft") | Q(approved_by__isnull=False), name="payment_run_approved_before_paid"
+                condition=Q(status__in=["draft", "discarded"]) | Q(approved_by__isnull=False),
+                name="payment_run_approved_before_paid",
             ),
         ]
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
+import pghistory
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from brokerage.models import PlanStatus
@@ -32,6 +34,7 @@ from budgets.models import (
     ScheduledPayment,
 )
 from budgets.services import PAYABLE, BudgetError, scheduled_payment_pay
+from ledger.exceptions import LedgerError
 
 NOT_THE_AUTHOR = "You created this payment run, so someone else must approve it"
 
@@ -149,11 +152,30 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
     return run, left_out
 
 
+def no_longer_payable(run: PaymentRun) -> list[str]:
+    """The people whose budgets stopped being payable since the run was prepared (suspended, stopping...)."""
+    items = run.items.select_related(
+        "scheduled_payment__budget__plan__person", "invoice__budget_line__budget__plan__person"
+    ).filter(Q(scheduled_payment__isnull=False) | Q(invoice__isnull=False))
+    names = []
+    for item in items:
+        plan = (item.scheduled_payment.budget if item.scheduled_payment_id else item.invoice.budget_line.budget).plan
+        allowed = PAYABLE if item.scheduled_payment_id else LIVE
+        if plan.status not in allowed:
+            names.append(f"{plan.person.full_name} (the plan is {plan.get_status_display().lower()})")
+    return names
+
+
 def payment_run_approve(*, run: PaymentRun, acting_user) -> PaymentRun:
     if run.author_id == acting_user.pk:
         raise BudgetError(NOT_THE_AUTHOR)
     if not acting_user.has_role("finance_manager", "finance_officer"):
         raise BudgetError("Only finance staff can approve a payment run")
+    if stale := no_longer_payable(run):
+        raise BudgetError(
+            f"This run pays budgets that can no longer be paid: {', '.join(stale)}. Discard it and prepare a new "
+            "one, which leaves them out"
+        )
     with transaction.atomic():
         updated = PaymentRun.objects.filter(pk=run.pk, status=RunStatus.DRAFT).update(
             status=RunStatus.APPROVED, approved_by=acting_user, approved_at=timezone.now()
@@ -162,6 +184,21 @@ def payment_run_approve(*, run: PaymentRun, acting_user) -> PaymentRun:
             raise BudgetError("This payment run has already been approved")
     run.refresh_from_db()
     return run
+
+
+def payment_run_discard(*, run: PaymentRun, acting_user) -> None:
+    """A run waiting for approval is a proposal: discarding it frees what it gathered for the next run. Nothing
+    was paid or sent, so nothing in the ledger changes."""
+    if not acting_user.has_role("finance_manager", "finance_officer"):
+        raise BudgetError("Only finance staff can discard a payment run")
+    with transaction.atomic():
+        locked = PaymentRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.DRAFT).first()
+        if locked is None:
+            raise BudgetError("Only a run waiting for approval can be discarded")
+        locked.items.all().delete()  # an unapproved proposal: its payments go back to wait for the next run
+        with pghistory.context(action="payment_run_discard", user=acting_user.pk):
+            locked.status = RunStatus.DISCARDED
+            locked.save(update_fields=["status"])
 
 
 def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
@@ -179,15 +216,20 @@ def payment_run_post(*, run: PaymentRun, acting_user) -> PaymentRun:
             transfer_id = _send_transfer(item)
             if transfer_id is None:
                 continue
-        with transaction.atomic():
-            if item.invoice_id:
-                invoice_pay(invoice=item.invoice, acting_user=acting_user)
-            elif item.dp_invoice_id:
-                dp_invoice_settle(invoice=item.dp_invoice, acting_user=acting_user)
-            else:
-                scheduled_payment_pay(payment=item.scheduled_payment, acting_user=acting_user)
-            run_item_cash_out(item=item, gateway_transfer_id=transfer_id, acting_user=acting_user)
-            PaymentRunItem.objects.filter(pk=item.pk).update(paid_at=timezone.now(), failure="")
+        try:
+            with transaction.atomic():
+                if item.invoice_id:
+                    invoice_pay(invoice=item.invoice, acting_user=acting_user)
+                elif item.dp_invoice_id:
+                    dp_invoice_settle(invoice=item.dp_invoice, acting_user=acting_user)
+                else:
+                    scheduled_payment_pay(payment=item.scheduled_payment, acting_user=acting_user, approved_in_run=True)
+                run_item_cash_out(item=item, gateway_transfer_id=transfer_id, acting_user=acting_user)
+                PaymentRunItem.objects.filter(pk=item.pk).update(paid_at=timezone.now(), failure="")
+        except (BudgetError, LedgerError) as exc:
+            # One payment that cannot be posted (the budget's money ran short, say) keeps its reason and waits for
+            # a retry; everyone else in the run is still paid.
+            PaymentRunItem.objects.filter(pk=item.pk).update(failure=str(exc)[:500])
     if not run.items.filter(paid_at__isnull=True).exists():
         PaymentRun.objects.filter(pk=run.pk, status=RunStatus.APPROVED).update(
             status=RunStatus.POSTED, posted_at=timezone.now()

@@ -274,13 +274,14 @@ def _write_schedule(
     return extra
 
 
-def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user) -> ScheduledPayment:
+def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user, approved_in_run: bool = False) -> ScheduledPayment:
     """Post one scheduled payment from the ICB's funds to the person's or holder's account, exactly once.
-    The budget's first payment moves the plan to active."""
+    The budget's first payment moves the plan to active. A payment in an approved run is paid even if the budget
+    was suspended or stopped since: approval released it to the bank."""
     with transaction.atomic():
         payment = ScheduledPayment.objects.select_for_update().select_related("budget__plan").get(pk=payment.pk)
         budget = payment.budget
-        if budget.plan.status not in PAYABLE:
+        if budget.plan.status not in PAYABLE and not (approved_in_run and budget.first_paid_on is not None):
             raise BudgetError(f"The plan is {budget.plan.get_status_display().lower()}: nothing can be paid")
         if payment.status == PaymentStatus.PAID:
             return payment

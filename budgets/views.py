@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
@@ -131,6 +132,10 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "pay":
             runs.payment_run_post(run=run, acting_user=request.user)
             return redirect("budgets:payment-run", pk=run.pk)
+        if action == "discard":
+            runs.payment_run_discard(run=run, acting_user=request.user)
+            messages.success(request, f"Payment run {run.pk} is discarded: what it gathered waits for the next run.")
+            return redirect("budgets:payment-runs")
     except services.BudgetError as exc:
         problem = str(exc)
     items = list(
@@ -159,7 +164,7 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
 def payment_run_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     require_finance_or_reader(request)
     run = get_object_or_404(PaymentRun, pk=pk)
-    if run.status == RunStatus.DRAFT:
+    if run.status in (RunStatus.DRAFT, RunStatus.DISCARDED):  # a file only for a run someone approved
         raise Http404
     if kind == "bacs":
         response = HttpResponse(runs.payment_run_bacs_file(run), content_type="text/plain; charset=us-ascii")

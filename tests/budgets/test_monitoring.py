@@ -191,6 +191,42 @@ def test_the_person_is_still_paid_while_their_plan_is_under_review(live):
     assert plan_status(live) == PlanStatus.UNDER_REVIEW and ledger_verify().ok
 
 
+def test_a_run_prepared_before_a_suspension_cannot_be_approved_and_is_discarded_and_prepared_again(live):
+    budget = live["budget"]
+    manager = user_with_role(Role.FINANCE_MANAGER, organisation=live["icb"])
+    with at(datetime.date(2026, 12, 29)):
+        run, _ = payment_runs.payment_run_create(run_date=datetime.date(2026, 12, 29), acting_user=live["finance"])
+        assert run.items.filter(scheduled_payment__budget=budget).exists()
+        monitoring.suspension_start(
+            budget=budget, reason="hospital", reasons="In hospital for 10 weeks", acting_user=live["coordinator"]
+        )
+        with pytest.raises(services.BudgetError, match=r"can no longer be paid: Joan Robson \(the plan is suspended\)"):
+            payment_runs.payment_run_approve(run=run, acting_user=manager)
+        payment_runs.payment_run_discard(run=run, acting_user=manager)
+        run.refresh_from_db()
+        assert run.status == "discarded" and not run.items.exists()
+        assert run.pgh_event_model.objects.filter(pgh_obj_id=run.pk, status="discarded").exists()
+        with pytest.raises(services.BudgetError, match="Only a run waiting for approval"):
+            payment_runs.payment_run_discard(run=run, acting_user=manager)
+        again, _ = payment_runs.payment_run_create(run_date=datetime.date(2026, 12, 29), acting_user=live["finance"])
+    assert not again.items.filter(scheduled_payment__budget=budget).exists()  # suspended: left out
+
+
+def test_a_run_approved_before_a_suspension_pays_what_was_approved(live):
+    """Approval releases the run to the bank: the ledger records what was sent, whatever happens after."""
+    budget = live["budget"]
+    manager = user_with_role(Role.FINANCE_MANAGER, organisation=live["icb"])
+    with at(datetime.date(2026, 12, 29)):
+        run, _ = payment_runs.payment_run_create(run_date=datetime.date(2026, 12, 29), acting_user=live["finance"])
+        payment_runs.payment_run_approve(run=run, acting_user=manager)
+        monitoring.suspension_start(
+            budget=budget, reason="hospital", reasons="In hospital for 10 weeks", acting_user=live["coordinator"]
+        )
+        assert payment_runs.payment_run_post(run=run, acting_user=live["finance"]).status == "posted"
+    paid = ScheduledPayment.objects.filter(budget=budget, due_on=datetime.date(2026, 12, 29))
+    assert set(paid.values_list("status", flat=True)) == {PaymentStatus.PAID} and ledger_verify().ok
+
+
 def test_a_suspension_stops_payments_and_resuming_skips_what_fell_due(live):
     budget = live["budget"]
     manager = user_with_role(Role.FINANCE_MANAGER, organisation=live["icb"])

@@ -130,6 +130,33 @@ def test_run_is_gathered_approved_by_another_and_paid_once(agreed):
 
 
 @pytest.mark.django_db
+def test_one_payment_that_cannot_be_posted_waits_with_its_reason_and_the_others_are_paid(agreed, monkeypatch):
+    """Fault injection: the holder's transfer fails to post (as when an account runs short); the person's
+    instalment is still paid, and paying the run again pays the one left."""
+    from ledger.exceptions import InsufficientFunds
+
+    set_up(agreed)
+    officer, manager = agreed["finance"], user_with_role(Role.FINANCE_MANAGER, organisation=agreed["icb"])
+    run, _ = payment_runs.payment_run_create(run_date=START, acting_user=officer)
+    payment_runs.payment_run_approve(run=run, acting_user=manager)
+    real_pay = payment_runs.scheduled_payment_pay
+
+    def short_for_the_holder(*, payment, **kwargs):
+        if payment.kind == "third_party":
+            raise InsufficientFunds("The ICB's holding for this budget is short")
+        return real_pay(payment=payment, **kwargs)
+
+    monkeypatch.setattr(payment_runs, "scheduled_payment_pay", short_for_the_holder)
+    assert payment_runs.payment_run_post(run=run, acting_user=officer).status == RunStatus.APPROVED
+    items = {item.scheduled_payment.kind: item for item in run.items.select_related("scheduled_payment")}
+    assert items["direct_payment"].paid_at is not None and items["direct_payment"].failure == ""
+    assert items["third_party"].paid_at is None and "is short" in items["third_party"].failure
+    monkeypatch.setattr(payment_runs, "scheduled_payment_pay", real_pay)
+    assert payment_runs.payment_run_post(run=run, acting_user=officer).status == RunStatus.POSTED
+    assert ledger_verify().ok
+
+
+@pytest.mark.django_db
 def test_the_database_refuses_an_author_approving_their_own_run(agreed):
     run = PaymentRun.objects.create(run_date=START, author=agreed["finance"])
     with pytest.raises(IntegrityError), transaction.atomic():
