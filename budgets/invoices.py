@@ -30,6 +30,8 @@ def invoice_record(
         raise BudgetError(f"The budget's plan is {line.budget.plan.get_status_display().lower()}: no new invoices")
     if not 0 < amount_pence <= MAX_INVOICE_PENCE:
         raise BudgetError(INVOICE_TOO_LARGE)
+    if invoice_date < line.budget.start_date:
+        raise BudgetError(f"The invoice is dated before the budget started on {line.budget.start_date:%-d %B %Y}")
     try:
         with transaction.atomic():
             return Invoice.objects.create(
@@ -52,6 +54,20 @@ def invoice_approve(*, invoice: Invoice, acting_user) -> Invoice:
     )
     if not updated:
         raise BudgetError("Only an invoice waiting for approval can be approved")
+    invoice.refresh_from_db()
+    return invoice
+
+
+def invoice_reject(*, invoice: Invoice, acting_user, reasons: str) -> Invoice:
+    """An invoice recorded by mistake, or one the checker will not approve, is rejected with the reasons, before
+    any payment run takes it. It stays on record; the provider can send a corrected one."""
+    if not reasons.strip():
+        raise BudgetError("Enter why the invoice is rejected")
+    updated = Invoice.objects.filter(
+        pk=invoice.pk, status__in=[InvoiceStatus.RECORDED, InvoiceStatus.APPROVED], run_item__isnull=True
+    ).update(status=InvoiceStatus.REJECTED, reasons=reasons.strip())
+    if not updated:
+        raise BudgetError("Only an invoice not yet in a payment run can be rejected")
     invoice.refresh_from_db()
     return invoice
 

@@ -328,7 +328,12 @@ class Invoice(models.Model):
                 condition=Q(approved_by__isnull=True) | ~Q(approved_by=models.F("recorded_by")),
                 name="invoice_checker_not_maker",
             ),
-            models.UniqueConstraint(fields=["provider", "invoice_number"], name="invoice_number_once_per_provider"),
+            # Once per provider, unless rejected: an invoice recorded by mistake can be recorded again correctly.
+            models.UniqueConstraint(
+                fields=["provider", "invoice_number"],
+                condition=~Q(status="rejected"),
+                name="invoice_number_once_per_provider",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -228,6 +228,35 @@ def invoices(request: HttpRequest) -> HttpResponse:
     return render(request, "budgets/invoices.jinja", {"invoices": waiting, "problem": problem, "can_act": can_act})
 
 
+class RejectForm(forms.Form):
+    reasons = forms.CharField(
+        label="Why is it rejected?",
+        widget=forms.Textarea,
+        max_length=3000,
+        help_text="For example: recorded twice, the wrong amount, or not for this person",
+        error_messages={"required": "Enter why the invoice is rejected"},
+    )
+
+
+@login_required
+def invoice_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    require_finance(request)
+    invoice = get_object_or_404(
+        Invoice.objects.select_related("provider", "budget_line__plan_line", "budget_line__budget__plan__person"), pk=pk
+    )
+    form = RejectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice_services.invoice_reject(
+                invoice=invoice, acting_user=request.user, reasons=form.cleaned_data["reasons"]
+            )
+            messages.success(request, f"Invoice {invoice.invoice_number} is rejected.")
+            return redirect("budgets:invoices")
+        except services.BudgetError as exc:
+            form.add_error("reasons", str(exc))
+    return render(request, "budgets/invoice_reject.jinja", {"invoice": invoice, "form": form})
+
+
 @login_required
 def invoice_record(request: HttpRequest, pk: int) -> HttpResponse:
     require_finance(request)
@@ -246,5 +275,12 @@ def invoice_record(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return redirect("budgets:invoices")
         except services.BudgetError as exc:
-            form.add_error("amount" if "amount" in str(exc) else None, str(exc))
+            field = (
+                "amount"
+                if "amount" in str(exc)
+                else "invoice_date"
+                if "dated" in str(exc) or "date" in str(exc)
+                else None
+            )
+            form.add_error(field, str(exc))
     return render(request, "budgets/invoice_record.jinja", {"budget": budget, "form": form})
