@@ -56,3 +56,28 @@ def approval_queue(user) -> QuerySet[CarePlan]:
         .select_related("person", "author")
         .order_by("updated_at")
     )
+
+
+# What each step waits for, shown on the broker's and coordinator's dashboards (the plan is theirs to move on).
+WAITING_ON_THE_TEAM = {
+    PlanStatus.RETURNED: "returned by the approver: change it and submit it again",
+    PlanStatus.APPROVED: "approved: record the person's agreement",
+    PlanStatus.AGREED: "agreed: finance sets the budget up",
+}
+WORK_LIMIT = 20
+
+
+def plan_work(user) -> dict:
+    """The plans waiting on this user's next step: to approve (an approver), or returned, approved or agreed
+    plans of the people assigned to them (a broker or coordinator). At most WORK_LIMIT of each, oldest first."""
+    to_approve = approval_queue(user)
+    waiting = CarePlan.objects.none()
+    if user.has_role(Role.CARE_BROKER, Role.CARE_COORDINATOR):
+        waiting = (
+            plans_visible_to(user).filter(status__in=list(WAITING_ON_THE_TEAM)).order_by("updated_at")[:WORK_LIMIT]
+        )
+    return {
+        "to_approve_count": to_approve.count(),
+        "to_approve": list(to_approve[:WORK_LIMIT]),
+        "waiting": [(plan, WAITING_ON_THE_TEAM[plan.status]) for plan in waiting],
+    }

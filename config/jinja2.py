@@ -50,6 +50,13 @@ def monitoring_for(user) -> dict:
     return open_monitoring(user)
 
 
+def plan_work_for(user) -> dict:
+    """The dashboards' plans waiting on this user (brokerage.selectors.plan_work)."""
+    from brokerage.selectors import plan_work
+
+    return plan_work(user)
+
+
 # --- Ending a budget (budgets/ending.py): the person's page shows recovery notices and letters addressed to them --
 def recoveries_for(budget) -> list:
     from budgets.ending import recoveries_for as open_notices
@@ -86,6 +93,7 @@ def environment(**options) -> jinja2.Environment:
         settings=settings,
         service_name=settings.SERVICE_NAME,
         monitoring_for=monitoring_for,
+        plan_work_for=plan_work_for,
         today=timezone.localdate,
     )
     env.filters.update(pence=format_pence, nhs_date=format_date, pluralize=pluralize)

@@ -234,3 +234,28 @@ def test_reconsideration_is_recorded_by_the_coordinator_and_decided_by_an_approv
     assert "Evidence supplied" in client.get(url).content.decode()
     client.force_login(user_with_role(Role.CARE_BROKER, organisation=crew["icb"]))  # not assigned
     assert client.get(url).status_code == 404
+
+
+def test_dashboards_lead_with_the_plans_waiting_on_each_role(client, crew):
+    from brokerage import services as plans
+
+    plan = complete_plan(person=crew["person"], broker=crew["broker"])
+    client.force_login(crew["broker"])
+    dashboard = reverse("accounts:role-dashboard", kwargs={"role": "care_broker"})
+    assert "None of your people's plans is waiting on you." in client.get(dashboard).content.decode()
+    plans.plan_submit(plan=plan, acting_user=crew["broker"])
+
+    client.force_login(crew["approver"])
+    page = client.get(reverse("accounts:role-dashboard", kwargs={"role": "icb_approver"})).content.decode()
+    assert "1 plan to approve or return" in page
+    assert reverse("brokerage:plan-decide", kwargs={"pk": plan.pk}) in page and crew["person"].full_name in page
+    plans.plan_approve(plan=plan, acting_user=crew["approver"])
+    page = client.get(reverse("accounts:role-dashboard", kwargs={"role": "icb_approver"})).content.decode()
+    assert "No plans are waiting for approval." in page
+
+    client.force_login(crew["broker"])
+    page = client.get(dashboard).content.decode()
+    assert f"{crew['person'].full_name}</a>: approved: record the person" in page
+    stranger = user_with_role(Role.CARE_BROKER, organisation=icb("Elsewhere ICB"))
+    client.force_login(stranger)  # not their person: not on their dashboard
+    assert crew["person"].full_name not in client.get(dashboard).content.decode()
