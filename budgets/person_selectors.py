@@ -45,13 +45,16 @@ class Overview:
     remaining: int
     contingency: int
     direct_payment_balance: int | None
+    direct_payment_set_aside: int  # reserved for invoices the person paid that are not yet sent
     next_review: datetime.date | None
     chart: list[ChartPoint]
 
 
 def overview(budget: Budget) -> Overview:
     lines = line_figures(budget)
-    balances = {row.purpose: row.account.posted_balance for row in budget.accounts.select_related("account")}
+    rows = list(budget.accounts.select_related("account"))
+    balances = {row.purpose: row.account.posted_balance for row in rows}
+    set_aside = sum(row.account.credits_pending for row in rows if row.purpose == "held:direct-payment")
     dp_balance = balances.get("held:direct-payment")
     if dp_balance is not None:
         dp_balance -= balances.get("mixed-funds", 0)  # money from other sources is not the budget's
@@ -66,6 +69,7 @@ def overview(budget: Budget) -> Overview:
         remaining=planned - spent,
         contingency=balances.get("contingency", 0),
         direct_payment_balance=dp_balance,
+        direct_payment_set_aside=set_aside,
         next_review=next_review(budget, timezone.localdate()),
         chart=spend_chart_points(budget, planned),
     )

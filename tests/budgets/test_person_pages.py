@@ -213,6 +213,11 @@ def test_paying_an_invoice_checks_first_reserves_the_money_and_goes_in_the_next_
     assert paid["Location"] == f"/my/budgets/{budget.pk}/invoices/{invoice.pk}/"
     assert invoice.status == DirectPaymentInvoiceStatus.QUEUED and dp_available(budget) == before - 1200
     assert "Payment booked" in client.get(paid["Location"]).content.decode()
+    # The budget page says the money is set aside, so the person does not count on spending it.
+    assert (
+        "of which £12.00 is set aside for invoices being paid"
+        in client.get(f"/my/budgets/{budget.pk}/").content.decode()
+    )
 
     manager = user_with_role(Role.FINANCE_MANAGER, organisation=mine["icb"])
     run, _ = payment_runs.payment_run_create(run_date=TODAY.date(), acting_user=mine["finance"])
