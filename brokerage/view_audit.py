@@ -113,6 +113,7 @@ PERSON_PAGES: dict[str, PersonOf] = {
         )
     },
     "budgets:review": PersonOf("pk", "budgets.Review", "budget__plan__person_id"),
+    "budgets:invoice-reject": PersonOf("pk", "budgets.Invoice", "budget_line__budget__plan__person_id"),
     # The API's detail endpoints.
     "brokerage-api:person-detail": PERSON,
     "brokerage-api:plan-detail": PLAN,
