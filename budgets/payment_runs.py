@@ -85,17 +85,23 @@ LIVE = [PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanS
 NOTHING_DUE = "Nothing is due to be paid on or before {day:%-d %B %Y}"
 
 
-def anything_due(run_date: datetime.date) -> bool:
-    """Whether a run for this date would pay anything: an empty run is only one more thing to approve."""
+def _waiting(run_date: datetime.date) -> tuple:
+    """What a run for this date gathers: due instalments of payable budgets, approved invoices of live ones, and
+    the invoices people paid from their direct payment; none of them in a run yet."""
     return (
         ScheduledPayment.objects.filter(
             status=PaymentStatus.DUE, due_on__lte=run_date, budget__plan__status__in=PAYABLE, run_item__isnull=True
-        ).exists()
-        or Invoice.objects.filter(
+        ),
+        Invoice.objects.filter(
             status=InvoiceStatus.APPROVED, run_item__isnull=True, budget_line__budget__plan__status__in=LIVE
-        ).exists()
-        or DirectPaymentInvoice.objects.filter(status=DirectPaymentInvoiceStatus.QUEUED, run_item__isnull=True).exists()
+        ),
+        DirectPaymentInvoice.objects.filter(status=DirectPaymentInvoiceStatus.QUEUED, run_item__isnull=True),
     )
+
+
+def anything_due(run_date: datetime.date) -> bool:
+    """Whether a run for this date would pay anything: an empty run is only one more thing to approve."""
+    return any(waiting.exists() for waiting in _waiting(run_date))
 
 
 def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[PaymentRun, list]:
@@ -103,28 +109,12 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
     and what was left out because the payee has no bank details or connected account yet."""
     with transaction.atomic():
         # Locked, and skipped if another run is gathering them right now: a payment joins one run only.
-        due = (
-            ScheduledPayment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(
-                status=PaymentStatus.DUE,
-                due_on__lte=run_date,
-                budget__plan__status__in=PAYABLE,
-                run_item__isnull=True,
-            )
-            .order_by("due_on", "id")
+        due, invoices, person_invoices = (
+            waiting.select_for_update(skip_locked=True, of=("self",)) for waiting in _waiting(run_date)
         )
-        invoices = (
-            Invoice.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=InvoiceStatus.APPROVED, run_item__isnull=True, budget_line__budget__plan__status__in=LIVE)
-            .select_related("provider")
-            .order_by("invoice_date", "id")
-        )
-        person_invoices = (
-            DirectPaymentInvoice.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=DirectPaymentInvoiceStatus.QUEUED, run_item__isnull=True)
-            .select_related("provider")
-            .order_by("recorded_at", "id")
-        )
+        due = due.order_by("due_on", "id")
+        invoices = invoices.select_related("provider").order_by("invoice_date", "id")
+        person_invoices = person_invoices.select_related("provider").order_by("recorded_at", "id")
         run = PaymentRun.objects.create(run_date=run_date, author=acting_user)
         left_out: list = []
         for payment in due:
