@@ -13,6 +13,9 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 def axe_violations(page) -> list[tuple[str, str, list[str]]]:
     # Evaluated through the DevTools protocol, so the page's strict CSP (which would block an injected
     # <script>) stays on and is exercised by every browser test.
+    # A click or key press waits for its navigation to commit, not for the new document to load: run too soon, axe
+    # found no documentElement (once, in a clean-clone CI run).
+    page.wait_for_load_state("load")
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE_SOURCE)
     result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS)
