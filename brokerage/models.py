@@ -448,6 +448,15 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     def withdraw_consent(self):
         """Rule 17: withdrawing consent stops the budget at once, with no decision needed."""
 
+    # A decision to stop overturned on reconsideration (rule 5): the budget goes back to what it was before.
+    @transition(field=status, source=PlanStatus.STOPPING, target=PlanStatus.ACTIVE, permission=can_decide)
+    def reinstate(self):
+        pass
+
+    @transition(field=status, source=PlanStatus.STOPPING, target=PlanStatus.SUSPENDED, permission=can_decide)
+    def reinstate_suspended(self):
+        pass
+
     @transition(field=status, source=PlanStatus.STOPPING, target=PlanStatus.FINAL_AUDIT, permission=can_run_budget)
     def begin_final_audit(self):
         pass

@@ -220,6 +220,8 @@ ACTIONS = {
     "resume": "resumed",
     "stop": "stopped",
     "withdraw_consent": "stopped",
+    "reinstate": "reinstated",
+    "reinstate_suspended": "reinstated",
     "begin_final_audit": "audited",
     "close": "closed",
 }

@@ -88,6 +88,10 @@ NOT_IN_FINAL_AUDIT = "The budget is {status}: this can only be done during its f
 NOT_ENDING = "The budget is {status}: liabilities are recorded while it is stopping or in its final audit"
 NOTICE_PERIOD_RUNS = "The notice period runs until {ends_on}: the final audit starts after that"
 NO_STOP_DECISION = "Record why the budget is stopping first"
+STOP_BEING_RECONSIDERED = (
+    "{name} asked for the decision to stop to be reconsidered: the final audit waits until an ICB approver decides"
+)
+PLAN_BEING_RECONSIDERED = "A decision about this plan is being reconsidered: the final audit waits until it is decided"
 CHOOSE_KIND = "Choose what the liability is for"
 BUDGET_CLOSED = "The budget is closed: nothing more can be asked back"
 PAYEE_REQUIRED = "Enter who is owed the money"
@@ -627,6 +631,11 @@ def final_audit_begin(*, budget: Budget, acting_user, today: datetime.date | Non
     if decision.ground != StopGround.DEATH and today < decision.ends_on:
         raise EndingError(NOTICE_PERIOD_RUNS.format(ends_on=format_date(decision.ends_on)))
     plan = CarePlan.objects.get(pk=budget.plan_id)
+    # Rule 5: nothing is enforced while the person waits for a reconsideration.
+    if decision.reconsidering:
+        raise EndingError(STOP_BEING_RECONSIDERED.format(name=decision.reconsideration_asked_by))
+    if plans.reconsideration_pending(plan):
+        raise EndingError(PLAN_BEING_RECONSIDERED)
     with _context("final_audit_begin", acting_user):
         return plans.plan_transition(
             plan=plan, name="begin_final_audit", acting_user=acting_user, reasons="Final audit started"

@@ -22,9 +22,19 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.roles import STAFF_ROLES
 from brokerage.models import PlanStatus
-from budgets import ending, letters, selectors
+from budgets import ending, letters, monitoring, selectors
 from budgets.holder_views import one_time_key
-from budgets.models import Addressee, Budget, Letter, Liability, LiabilityKind, Recovery, RecoveryStatus
+from budgets.models import (
+    Addressee,
+    Budget,
+    Letter,
+    Liability,
+    LiabilityKind,
+    Recovery,
+    RecoveryStatus,
+    StopDecision,
+    StopReconsideration,
+)
 from budgets.services import BudgetError
 
 MAX_POUNDS = Decimal("1000000.00")
@@ -426,6 +436,42 @@ class LiabilityForm(forms.Form):
     amount = _amount("Amount owed")
 
 
+class StopReconsiderForm(forms.Form):
+    asked_by = forms.CharField(
+        label="Who is asking",
+        help_text="The person, or their representative or nominee",
+        max_length=200,
+        error_messages={"required": "Say who is asking for the decision to be reconsidered"},
+    )
+    reasons = _reasons(
+        "Why they think the decision is wrong, and the evidence they gave",
+        message="Give their reasons, and any evidence they sent",
+        help_text="Recording this pauses the stop: the final audit waits until an ICB approver decides",
+    )
+
+
+class StopDecideForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label="Decision",
+        choices=StopReconsideration.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose the decision", "invalid_choice": "Choose the decision"},
+    )
+    reasons = _reasons("Reasons for the decision", help_text="Sent to the person in a letter")
+
+
+STOP_FORMS = {"stop_reconsider": StopReconsiderForm, "stop_decide": StopDecideForm}
+
+
+def _stop_action(action: str, form: forms.Form, decision: StopDecision, user) -> None:
+    if not form.is_valid():
+        raise _FormInvalid
+    if action == "stop_reconsider":
+        monitoring.stop_reconsider(decision=decision, acting_user=user, **form.cleaned_data)
+    else:
+        monitoring.stop_reconsider_decide(decision=decision, acting_user=user, **form.cleaned_data)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def final_audit_page(request: HttpRequest, pk: int) -> HttpResponse:
@@ -433,14 +479,28 @@ def final_audit_page(request: HttpRequest, pk: int) -> HttpResponse:
     user = request.user
     can_run = user.has_perm("brokerage.run_budget", budget.plan)
     can_recover = user.has_perm("budgets.recover_money")
-    _require(can_run or can_recover or user.has_perm("ledger.view_account"))
+    decision = (
+        budget.stop_decisions.select_related("decided_by", "reconsideration_decided_by")
+        .order_by("-decided_on", "-id")
+        .first()
+    )
+    can_decide_stop = decision is not None and monitoring.can_decide_stop(decision, user)
+    _require(can_run or can_recover or can_decide_stop or user.has_perm("ledger.view_account"))
     form = LiabilityForm(prefix="liability")
+    stop_forms = {name: form_class(prefix=name) for name, form_class in STOP_FORMS.items()}
     problem = ""
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
             if action == "begin" and can_run:
                 ending.final_audit_begin(budget=budget, acting_user=user)
+            elif (
+                action in STOP_FORMS
+                and decision is not None
+                and (can_run if action == "stop_reconsider" else can_decide_stop)
+            ):
+                stop_forms[action] = STOP_FORMS[action](request.POST, prefix=action)
+                _stop_action(action, stop_forms[action], decision, user)
             elif action == "liability" and can_recover:
                 form = LiabilityForm(request.POST, prefix="liability")
                 if not form.is_valid():
@@ -471,10 +531,14 @@ def final_audit_page(request: HttpRequest, pk: int) -> HttpResponse:
         except BudgetError as exc:
             if action == "liability":
                 _refusal(form, str(exc))
+            elif action in STOP_FORMS:
+                stop_forms[action].add_error(None, str(exc))
             else:
                 problem = str(exc)
     budget.plan.refresh_from_db()
     status = budget.plan.status
+    if decision is not None:
+        decision.refresh_from_db()
     return render(
         request,
         "budgets/ending/final_audit.jinja",
@@ -486,7 +550,14 @@ def final_audit_page(request: HttpRequest, pk: int) -> HttpResponse:
             "liabilities": budget.liabilities.select_related("recorded_by"),
             "form": form,
             "problem": problem,
-            "decision": budget.stop_decisions.order_by("-decided_on", "-id").first(),
+            "decision": decision,
+            "stop_forms": stop_forms,
+            "can_ask_reconsider": can_run
+            and status == PlanStatus.STOPPING
+            and decision is not None
+            and decision.can_be_reconsidered
+            and decision.reconsideration_asked_on is None,
+            "can_decide_stop": can_decide_stop and decision.reconsidering,
             "can_run": can_run,
             "can_recover": can_recover,
             "can_close": user.has_perm("budgets.close_budget"),

@@ -26,6 +26,7 @@ from budgets.models import (
     ReductionNotice,
     StopDecision,
     StopGround,
+    StopReconsideration,
     Suspension,
 )
 
@@ -127,6 +128,22 @@ def letter_for_stop(decision: StopDecision) -> Letter:
             "died": decision.ground == StopGround.DEATH,
         },
         notify=decision.ground != StopGround.DEATH,
+    )
+
+
+def letter_for_stop_decision(decision: StopDecision) -> Letter:
+    """The outcome of a reconsideration of a decision to stop."""
+    return _letter(
+        budget=decision.budget,
+        kind=LetterKind.STOPPING,
+        subject_ref=f"stop:{decision.pk}:decision",
+        template="stopping_decision.jinja",
+        context={
+            "decision": decision,
+            "issued_by": decision.reconsideration_decided_by,
+            "overturned": decision.reconsideration_outcome == StopReconsideration.OVERTURNED,
+            "still_suspended": decision.budget.suspensions.filter(ended_on__isnull=True).exists(),
+        },
     )
 
 

@@ -846,6 +846,11 @@ class StopGround(models.TextChoices):
     DEATH = "death", "The person died"
 
 
+class StopReconsideration(models.TextChoices):
+    UPHELD = "upheld", "The decision to stop stands"
+    OVERTURNED = "overturned", "The decision to stop is overturned"
+
+
 @pghistory.track(append_only=True)
 class StopDecision(models.Model):
     """Why a budget is stopping (rule 17): withdrawal of consent stops it at once; other grounds need a decision
@@ -857,17 +862,53 @@ class StopDecision(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decided_on = models.DateField()
     ends_on = models.DateField(help_text="When the notice period ends")
+    # Rule 5: the person may ask for a discretionary stop to be reconsidered; the final audit waits for the outcome.
+    reconsideration_asked_by = models.CharField(max_length=200, blank=True)
+    reconsideration_reasons = models.TextField(blank=True)
+    reconsideration_asked_on = models.DateField(null=True, blank=True)
+    reconsideration_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reconsideration_outcome = models.CharField(max_length=20, choices=StopReconsideration.choices, blank=True)
+    reconsideration_decision_reasons = models.TextField(blank=True)
+    reconsideration_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reconsideration_decided_on = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["-decided_on"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(ground="consent_withdrawn") | ~Q(reasons=""), name="discretionary_stop_has_reasons"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(reconsideration_asked_on__isnull=True)
+                | (~Q(reconsideration_asked_by="") & ~Q(reconsideration_reasons="")),
+                name="stop_reconsideration_has_reasons",
+            ),
+            models.CheckConstraint(
+                condition=Q(reconsideration_outcome="")
+                | (
+                    Q(reconsideration_asked_on__isnull=False)
+                    & ~Q(reconsideration_decision_reasons="")
+                    & Q(reconsideration_decided_by__isnull=False)
+                ),
+                name="stop_reconsideration_decided_with_reasons",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Stopping: {self.get_ground_display()}"
+
+    @property
+    def reconsidering(self) -> bool:
+        return self.reconsideration_asked_on is not None and not self.reconsideration_outcome
+
+    @property
+    def can_be_reconsidered(self) -> bool:
+        """A decision the ICB made: not the person's own withdrawal of consent, and not a death."""
+        return self.ground not in (StopGround.CONSENT_WITHDRAWN, StopGround.DEATH)
 
 
 @pghistory.track(append_only=True)

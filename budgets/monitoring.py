@@ -18,7 +18,7 @@ from accounts.models import Organisation, User
 from accounts.tasks import send_email
 from brokerage import services as plans
 from brokerage.models import CarePlan, ManagementType, PlanStatus
-from budgets import ending
+from budgets import ending, letters
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
@@ -31,6 +31,7 @@ from budgets.models import (
     ScheduledPayment,
     StopDecision,
     StopGround,
+    StopReconsideration,
     SurplusAlert,
     SurplusStatus,
     Suspension,
@@ -396,6 +397,77 @@ def stop_decide(*, budget: Budget, ground: str, reasons: str, acting_user, today
             ends_on=today + datetime.timedelta(days=plan.notice_period_days),
         )
         ending.letter_for_stop(decision)
+    return decision
+
+
+STOP_NOT_RECONSIDERABLE = (
+    "Only a decision the ICB made to stop can be reconsidered, not a withdrawal of consent or a death"
+)
+STOP_NOT_STOPPING = "The budget is no longer stopping, so there is nothing to reconsider"
+STOP_ALREADY_RECONSIDERED = "This decision to stop has already been reconsidered"
+STOP_NOT_RECONSIDERING = "Nobody has asked for this decision to stop to be reconsidered"
+STOP_CANNOT_DECIDE = "Only an ICB approver for this person, who did not decide to stop, can decide a reconsideration"
+
+
+def stop_reconsider(*, decision: StopDecision, asked_by: str, reasons: str, acting_user, today=None) -> StopDecision:
+    """The person (or someone for them) asks for a decision to stop to be looked at again (rule 5): the final audit
+    waits until an ICB approver decides."""
+    if not asked_by.strip():
+        raise BudgetError("Say who is asking for the decision to be reconsidered")
+    if not reasons.strip():
+        raise BudgetError("Give their reasons, and any evidence they sent")
+    with transaction.atomic():
+        decision = StopDecision.objects.select_for_update().select_related("budget__plan").get(pk=decision.pk)
+        if not decision.can_be_reconsidered:
+            raise BudgetError(STOP_NOT_RECONSIDERABLE)
+        if decision.reconsideration_asked_on is not None:
+            raise BudgetError(STOP_ALREADY_RECONSIDERED)
+        if decision.budget.plan.status != PlanStatus.STOPPING:
+            raise BudgetError(STOP_NOT_STOPPING)
+        decision.reconsideration_asked_by = asked_by.strip()
+        decision.reconsideration_reasons = reasons.strip()
+        decision.reconsideration_asked_on = _today(today)
+        decision.reconsideration_recorded_by = acting_user
+        decision.save()
+    return decision
+
+
+def can_decide_stop(decision: StopDecision, user) -> bool:
+    return user.pk != decision.decided_by_id and user.has_perm("brokerage.approve_careplan", decision.budget.plan)
+
+
+def stop_reconsider_decide(
+    *, decision: StopDecision, outcome: str, reasons: str, acting_user, today=None
+) -> StopDecision:
+    """Decide a reconsideration of a stop, with reasons, by an ICB approver who did not decide to stop (rule 4). If
+    overturned the budget goes back to what it was (active, or suspended if a suspension is still open) and
+    instalments that fell due meanwhile are paid by the next run. The outcome is sent as a letter."""
+    if outcome not in StopReconsideration.values:
+        raise BudgetError("Choose whether the decision to stop stands or is overturned")
+    if not reasons.strip():
+        raise BudgetError("Give the reasons for the decision")
+    with transaction.atomic():
+        decision = StopDecision.objects.select_for_update().select_related("budget__plan").get(pk=decision.pk)
+        if not decision.reconsidering:
+            raise BudgetError(STOP_NOT_RECONSIDERING)
+        if not can_decide_stop(decision, acting_user):
+            raise BudgetError(STOP_CANNOT_DECIDE)
+        if outcome == StopReconsideration.OVERTURNED:
+            budget = decision.budget
+            plan = CarePlan.objects.get(pk=budget.plan_id)
+            suspended = budget.suspensions.filter(ended_on__isnull=True).exists()
+            plans.plan_transition(
+                plan=plan,
+                name="reinstate_suspended" if suspended else "reinstate",
+                acting_user=acting_user,
+                reasons=f"Decision to stop overturned on reconsideration: {reasons.strip()}",
+            )
+        decision.reconsideration_outcome = outcome
+        decision.reconsideration_decision_reasons = reasons.strip()
+        decision.reconsideration_decided_by = acting_user
+        decision.reconsideration_decided_on = _today(today)
+        decision.save()
+        letters.letter_for_stop_decision(decision)
     return decision
 
 

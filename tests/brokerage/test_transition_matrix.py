@@ -39,6 +39,9 @@ ALLOWED = {
         {Role.CARE_BROKER, Role.CARE_COORDINATOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER},
     ),
     "stop": (PlanStatus.ACTIVE, {Role.CARE_BROKER, Role.CARE_COORDINATOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER}),
+    # Only on a reconsideration decided by an approver (budgets.monitoring.stop_reconsider_decide).
+    "reinstate": (PlanStatus.STOPPING, {Role.ICB_APPROVER}),
+    "reinstate_suspended": (PlanStatus.STOPPING, {Role.ICB_APPROVER}),
     "begin_final_audit": (
         PlanStatus.STOPPING,
         {Role.CARE_BROKER, Role.CARE_COORDINATOR, Role.FINANCE_OFFICER, Role.FINANCE_MANAGER},

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from accounts.roles import Role
 from brokerage import services as plans
 from brokerage.models import ManagementType, PlanEvent, PlanLine, PlanStatus
-from budgets import card_payments, ending, letters, services, spending
+from budgets import card_payments, ending, letters, monitoring, payment_runs, services, spending
 from budgets.ending import EndingError
 from budgets.models import (
     Addressee,
@@ -41,8 +41,10 @@ from budgets.models import (
     Suspension,
     SuspensionReason,
 )
+from budgets.services import BudgetError
 from ledger.models import Account, Transfer
 from ledger.verification import ledger_verify
+from tests.brokerage.helpers import icb
 from tests.budgets.test_person_pages import budget_in_use
 from tests.budgets.test_statements import weasyprint_alone
 from tests.factories import user_with_role
@@ -691,6 +693,160 @@ def test_the_final_audit_page_records_and_pays_liabilities_and_closes(live, cloc
     assert ending.final_audit(budget).third_party_balances == ()
     client.force_login(live["manager"])
     assert "The budget cannot close yet" in client.post(url, {"action": "close"}).content.decode()
+
+
+# --- Reconsidering a decision to stop (rule 5) ----------------------------------------------------------------
+
+
+def ask_to_reconsider(crew, decision: StopDecision) -> StopDecision:
+    return monitoring.stop_reconsider(
+        decision=decision,
+        asked_by="Joan Robson",
+        reasons="I am still eligible: my assessment was last week.",
+        acting_user=crew["coordinator"],
+    )
+
+
+def test_a_stop_being_reconsidered_pauses_the_final_audit_until_an_approver_decides_it_stands(live, clock):
+    budget = live["budget"]
+    decision = monitoring.stop_decide(
+        budget=budget, ground=StopGround.NOT_ELIGIBLE, reasons="No longer eligible", acting_user=live["coordinator"]
+    )
+    ask_to_reconsider(live, decision)
+    clock.move_to(NOW + datetime.timedelta(days=40))  # the notice period has run
+    with pytest.raises(EndingError, match="Joan Robson asked for the decision to stop to be reconsidered"):
+        ending.final_audit_begin(budget=budget, acting_user=live["finance"])
+    with pytest.raises(BudgetError, match="already been reconsidered"):
+        ask_to_reconsider(live, decision)
+    with pytest.raises(BudgetError, match="Only an ICB approver"):  # finance may not decide it
+        monitoring.stop_reconsider_decide(
+            decision=decision, outcome="upheld", reasons="Checked", acting_user=live["finance"]
+        )
+    with pytest.raises(BudgetError, match="Give the reasons"):
+        monitoring.stop_reconsider_decide(
+            decision=decision, outcome="upheld", reasons=" ", acting_user=live["approver"]
+        )
+
+    monitoring.stop_reconsider_decide(
+        decision=decision,
+        outcome="upheld",
+        reasons="The assessment found no eligibility.",
+        acting_user=live["approver"],
+    )
+    decision.refresh_from_db()
+    assert (decision.reconsideration_outcome, decision.reconsideration_decided_by) == ("upheld", live["approver"])
+    letter = Letter.objects.get(subject_ref=f"stop:{decision.pk}:decision")
+    assert "Our decision to stop your personal health budget stands" in letter.html
+    assert "The assessment found no eligibility." in letter.html
+    ending.final_audit_begin(budget=budget, acting_user=live["finance"])
+    budget.plan.refresh_from_db()
+    assert budget.plan.status == PlanStatus.FINAL_AUDIT
+    assert [label for label, _ in audit_rows(StopDecision, decision.pk)] == ["insert", "update", "update"]
+
+
+def test_an_overturned_stop_reinstates_the_budget_and_the_next_run_pays_what_fell_due_meanwhile(live, clock):
+    budget = live["budget"]
+    decision = monitoring.stop_decide(
+        budget=budget, ground=StopGround.MISUSE, reasons="Spent on a holiday", acting_user=live["coordinator"]
+    )
+    clock.move_to(datetime.datetime(2027, 1, 2, 10, 0))  # an instalment fell due while it was stopping
+    due = ScheduledPayment.objects.filter(budget=budget, status="due", due_on__lte=datetime.date(2027, 1, 2))
+    assert due.exists()
+    assert not payment_runs.anything_due(datetime.date(2027, 1, 2))  # a stopping budget is not paid
+    ask_to_reconsider(live, decision)
+    with pytest.raises(BudgetError, match="Only an ICB approver"):  # not even an approver who decided to stop
+        monitoring.stop_reconsider_decide(
+            decision=decision, outcome="overturned", reasons="x", acting_user=live["coordinator"]
+        )
+    monitoring.stop_reconsider_decide(
+        decision=decision,
+        outcome="overturned",
+        reasons="The receipts show respite care, which is in the plan.",
+        acting_user=live["approver"],
+    )
+    budget.plan.refresh_from_db()
+    assert budget.plan.status == PlanStatus.ACTIVE
+    event = PlanEvent.objects.filter(plan=budget.plan).latest("id")
+    assert (event.transition, event.from_status, event.by) == ("reinstate", "stopping", live["approver"])
+    assert (
+        "Your personal health budget is not stopping"
+        in Letter.objects.get(subject_ref=f"stop:{decision.pk}:decision").html
+    )
+    assert payment_runs.anything_due(datetime.date(2027, 1, 2))  # the arrears go in the next run
+    with pytest.raises(EndingError):
+        ending.final_audit_begin(budget=budget, acting_user=live["finance"])
+
+
+def test_a_stop_of_a_suspended_budget_overturned_leaves_it_suspended(live):
+    budget = live["budget"]
+    monitoring.suspension_start(
+        budget=budget, reason=SuspensionReason.HOSPITAL, reasons="In hospital", acting_user=live["coordinator"]
+    )
+    decision = monitoring.stop_decide(
+        budget=budget, ground=StopGround.NEEDS_NOT_MET, reasons="Needs not met", acting_user=live["coordinator"]
+    )
+    ask_to_reconsider(live, decision)
+    monitoring.stop_reconsider_decide(
+        decision=decision, outcome="overturned", reasons="Needs are met now", acting_user=live["approver"]
+    )
+    budget.plan.refresh_from_db()
+    assert budget.plan.status == PlanStatus.SUSPENDED
+    assert "it is still suspended" in Letter.objects.get(subject_ref=f"stop:{decision.pk}:decision").html
+
+
+def test_withdrawn_consent_and_a_death_are_not_reconsidered_and_a_plan_reconsideration_also_pauses(live, clock):
+    budget = live["budget"]
+    decision = monitoring.consent_withdraw(budget=budget, acting_user=live["coordinator"])
+    with pytest.raises(BudgetError, match="not a withdrawal of consent"):
+        ask_to_reconsider(live, decision)
+    plans.reconsideration_request(
+        plan=budget.plan, acting_user=live["coordinator"], requested_by_name="Joan Robson", reasons="Look again"
+    )
+    clock.move_to(NOW + datetime.timedelta(days=40))
+    with pytest.raises(EndingError, match="A decision about this plan is being reconsidered"):
+        ending.final_audit_begin(budget=budget, acting_user=live["finance"])
+
+
+def test_the_final_audit_page_records_a_request_to_reconsider_and_the_approver_decides_it(live, client):
+    budget = live["budget"]
+    decision = monitoring.stop_decide(
+        budget=budget, ground=StopGround.NOT_ELIGIBLE, reasons="No longer eligible", acting_user=live["finance"]
+    )
+    url = f"/budgets/{budget.pk}/final-audit/"
+    client.force_login(live["coordinator"])
+    empty = client.post(url, {"action": "stop_reconsider", "stop_reconsider-asked_by": "Joan Robson"})
+    assert "There is a problem" in empty.content.decode()
+    assert "Give their reasons, and any evidence they sent" in empty.content.decode()
+    decision.refresh_from_db()
+    assert decision.reconsideration_asked_on is None
+    asked = client.post(
+        url,
+        {"action": "stop_reconsider", "stop_reconsider-asked_by": "Joan Robson", "stop_reconsider-reasons": "Wrong"},
+    )
+    assert asked.status_code == 302
+    page = client.get(url).content.decode()
+    assert "Waiting for a reconsideration" in page
+    assert "Start the final audit" not in page
+    assert 'value="stop_decide"' not in page  # the coordinator cannot decide
+    assert client.post(url, {"action": "stop_decide", "stop_decide-outcome": "overturned"}).status_code == 404
+
+    other_icb_approver = user_with_role(Role.ICB_APPROVER, organisation=icb("Another ICB"))
+    client.force_login(other_icb_approver)
+    assert client.get(url).status_code == 404
+    client.force_login(live["approver"])
+    assert 'value="stop_decide"' in client.get(url).content.decode()
+    missing = client.post(url, {"action": "stop_decide", "stop_decide-outcome": "overturned"})
+    assert "Give the reasons" in missing.content.decode()
+    decided = client.post(
+        url, {"action": "stop_decide", "stop_decide-outcome": "overturned", "stop_decide-reasons": "Eligible after all"}
+    )
+    assert decided.status_code == 302
+    budget.plan.refresh_from_db()
+    assert budget.plan.status == PlanStatus.ACTIVE
+    client.force_login(live["coordinator"])
+    monitoring_page = client.get(f"/budgets/{budget.pk}/monitoring/").content.decode()
+    assert "the decision to stop is overturned" in monitoring_page
+    assert "Stop the budget" in monitoring_page  # it can be stopped again
 
 
 # --- Random input never fails -----------------------------------------------------------------------------------
