@@ -233,14 +233,19 @@ def bench_users() -> None:
 
 
 def sample_ids() -> dict:
-    """A budget and two held accounts the locust users read and post to."""
+    """A budget and a held account the locust users read, and an ICB-side clearing account they post to: the API
+    refuses to move a budget's own accounts by hand (their money moves on the budget's pages)."""
     from budgets.models import Budget
-    from ledger.models import Account
+    from ledger import services
+    from ledger.models import Account, AccountKind
 
     budget = Budget.objects.order_by("id").first()
-    held = list(Account.objects.filter(code__contains=":held:").order_by("id").values_list("id", flat=True)[:2])
+    held = Account.objects.filter(code__contains=":held:").order_by("id").values_list("id", flat=True).first()
+    clearing = Account.objects.filter(code="load:clearing").first() or services.account_open(
+        code="load:clearing", name="Load clearing", kind=AccountKind.ASSET
+    )
     funding = Account.objects.get(code="load:funding").pk
-    return {"budget": budget.pk, "debit": held[0], "credit": funding, "account": held[-1]}
+    return {"budget": budget.pk, "debit": clearing.pk, "credit": funding, "account": held}
 
 
 # --- The locust users (run in locust's own processes, without Django) ---------------------------------------------

@@ -1,5 +1,9 @@
 """REST API for finance: accounts, transfers (money-moving POSTs need an Idempotency-Key header),
-account statements and the trial balance."""
+account statements and the trial balance.
+
+Transfers here are posted by hand: creating, posting, voiding or reversing one that touches a budget's account is
+refused (422, error AccountMovedByOwner), because a budget's money moves only through budgets' services, which code
+it to plan lines and apply the payable, funds and mixing checks."""
 
 from __future__ import annotations
 
@@ -108,6 +112,21 @@ class TransferCreateSerializer(serializers.Serializer):
     timeout_seconds = serializers.IntegerField(min_value=1, max_value=366 * 86400, required=False)
 
 
+class LedgerErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why nothing was recorded, for a person to read")
+    error = serializers.CharField(help_text="The reason as a code, e.g. InsufficientFunds, AccountMovedByOwner")
+
+
+# Refusals the ledger's services answer with (ledger_error): 409 for a key or pending transfer already used,
+# 422 for a rule (no overdraft, closed account or month, a budget's account moved by hand...).
+TRANSFER_RESPONSES = {
+    201: TransferSerializer,
+    200: TransferSerializer,
+    409: LedgerErrorSerializer,
+    422: LedgerErrorSerializer,
+}
+
+
 class ResolveSerializer(serializers.Serializer):
     amount = serializers.IntegerField(min_value=1, max_value=services.MAX_AMOUNT, required=False)
     description = serializers.CharField(max_length=300, required=False, default="", allow_blank=True)
@@ -198,11 +217,7 @@ class TransferViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets
     permission_classes = [FinanceCanRead]
     queryset = Transfer.objects.order_by("-id")
 
-    @extend_schema(
-        request=TransferCreateSerializer,
-        responses={201: TransferSerializer, 200: TransferSerializer},
-        parameters=[IDEMPOTENCY_HEADER],
-    )
+    @extend_schema(request=TransferCreateSerializer, responses=TRANSFER_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     def create(self, request):
         key = idempotency_key(request)
         body = TransferCreateSerializer(data=request.data)
@@ -219,6 +234,7 @@ class TransferViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets
             "reference": data["reference"],
             "description": data["description"],
             "acting_user": request.user,
+            "by_hand": True,
         }
         try:
             if data["pending"]:
@@ -239,7 +255,7 @@ class TransferViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets
         return transfer
 
     def _follow_up(self, request, move) -> Response:
-        """Post, void or reverse: an idempotency key, an optional body, one service call."""
+        """Post, void or reverse: an idempotency key, an optional body, one service call, by hand."""
         key = idempotency_key(request)
         body = ResolveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -250,12 +266,13 @@ class TransferViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets
                     acting_user=request.user,
                     description=body.validated_data["description"],
                     amount=body.validated_data.get("amount"),
+                    by_hand=True,
                 )
             )
         except errors.LedgerError as exc:
             return ledger_error(exc)
 
-    @extend_schema(request=ResolveSerializer, responses=TransferSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(request=ResolveSerializer, responses=TRANSFER_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"], url_path="post")
     def post_pending(self, request, pk=None):
         """Post a pending transfer, in full or in part (the rest is released)."""
@@ -263,13 +280,13 @@ class TransferViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets
             request, lambda amount, **kw: services.pending_post(pending=self._pending(), amount=amount, **kw)
         )
 
-    @extend_schema(request=ResolveSerializer, responses=TransferSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(request=ResolveSerializer, responses=TRANSFER_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"])
     def void(self, request, pk=None):
         """Release a pending transfer without posting anything."""
         return self._follow_up(request, lambda amount, **kw: services.pending_void(pending=self._pending(), **kw))
 
-    @extend_schema(request=ResolveSerializer, responses=TransferSerializer, parameters=[IDEMPOTENCY_HEADER])
+    @extend_schema(request=ResolveSerializer, responses=TRANSFER_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"])
     def reverse(self, request, pk=None):
         """Reverse a posted transfer with a mirrored one; the original is never changed."""

@@ -53,6 +53,10 @@ class ReversalInvalid(LedgerError):
     """A reversal must mirror a posted transfer, once."""
 
 
+class AccountMovedByOwner(LedgerError):
+    """A tool that posts by hand named an account that only its owner's app moves (a budget's)."""
+
+
 class PeriodNotEnded(LedgerError):
     """The month has not ended yet, so it cannot be closed."""
 
@@ -69,3 +73,7 @@ IDEMPOTENCY_CONFLICT = "The idempotency key {key} was already used for a differe
 INSUFFICIENT_FUNDS = "Account {code} does not have enough money for this transfer"
 ALREADY_RESOLVED = "The pending transfer {key} has already been posted, voided or expired"
 ALREADY_REVERSED = "Transfer {key} has already been reversed"
+MOVED_BY_BUDGET = (
+    "Account {code} belongs to a budget: record its money on the budget's pages, where the plan-line and mixing "
+    "checks apply"
+)

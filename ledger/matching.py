@@ -260,7 +260,8 @@ def unmatch(*, match: Match, acting_user) -> Match:
 
 
 def transfer_from_line(*, line: StatementLine, other_account_id: int, code: str, reason: str, acting_user) -> Match:
-    """Post the transfer the ledger is missing (bank charges, interest) and match the line to it."""
+    """Post the transfer the ledger is missing (bank charges, interest) and match the line to it. A person chose the
+    other account, so it is posted by hand: a budget's accounts are refused (AccountMovedByOwner)."""
     reason = reason.strip()
     if not reason:
         raise MatchError("Enter why this transfer is being created")
@@ -277,5 +278,6 @@ def transfer_from_line(*, line: StatementLine, other_account_id: int, code: str,
             reference=line.reference or f"statement-line:{line.pk}",
             description=reason[:300],
             acting_user=acting_user,
+            by_hand=True,
         )
         return match_by_hand(line=line, transfer_ids=[result.transfer.pk], acting_user=acting_user)

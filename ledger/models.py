@@ -6,7 +6,8 @@ on the account, updated by a statement-level trigger in the same transaction as 
 raw INSERT keeps them right; CHECK constraints on the counters enforce the no-overdraft flags.
 
 This app is a leaf: it refers to budgets, plan lines and people only through opaque strings
-(`owner_ref="budget:42"`, `reference="plan-line:7"`).
+(`owner_ref="budget:42"`, `reference="plan-line:7"`). Accounts whose owner_ref starts `budget:` are moved only by
+the budgets app's services; the ledger's own tools that post by hand refuse them (`MOVED_BY_OWNER_PREFIX`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ class AccountKind(models.TextChoices):
 
 # Assets and expenses grow with debits; the rest grow with credits.
 DEBIT_NORMAL_KINDS = frozenset({AccountKind.ASSET, AccountKind.EXPENSE})
+
+
+# Accounts that only their owner's app moves. A budget's services code every penny to a plan line, check what may be
+# paid and that the money is there, and flag money in from other sources ("mixing"); the ledger sees none of that,
+# so its tools that post by hand (the API, recording a statement line's missing transfer) refuse these accounts.
+# Other owners' accounts (the ICB's bank, Stripe and charges accounts, owner "icb") stay open to those tools.
+MOVED_BY_OWNER_PREFIX = "budget:"
 
 
 class Phase(models.TextChoices):
@@ -93,6 +101,11 @@ class Account(models.Model):
     @property
     def debit_normal(self) -> bool:
         return self.kind in DEBIT_NORMAL_KINDS
+
+    @property
+    def moved_by_owner(self) -> bool:
+        """Only its owner's app may move this account's money: no posting by hand."""
+        return self.owner_ref.startswith(MOVED_BY_OWNER_PREFIX)
 
     @property
     def posted_balance(self) -> int:

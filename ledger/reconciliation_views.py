@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from ledger import matching, reconciliation
+from ledger import matching, reconciliation, selectors
 from ledger.exceptions import LedgerError
-from ledger.models import Account, CashAccount, ClosedPeriod, CsvMapping, Match, StatementLine
+from ledger.models import CashAccount, ClosedPeriod, CsvMapping, Match, StatementLine
 from ledger.statements_import import REFUSE, SKIP, ImportRefused, statement_import
 from ledger.views import DATE_INVALID, require_finance
 
@@ -68,7 +68,8 @@ class MatchForm(forms.Form):
 class CreateTransferForm(forms.Form):
     other_account = forms.ModelChoiceField(
         label="Other account",
-        queryset=Account.objects.filter(closed=False, cash__isnull=True),
+        # Not a budget's accounts: their money moves on the budget's pages, under its checks (services refuse it too).
+        queryset=selectors.accounts_postable_by_hand().filter(cash__isnull=True),
         to_field_name="code",
         error_messages={"required": "Choose the other account", "invalid_choice": "Choose an account from the list"},
     )

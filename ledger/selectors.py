@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from django.db import connection
 from django.db.models import QuerySet
 
-from ledger.models import DEBIT_NORMAL_KINDS, Account, ClosedPeriod, Transfer
+from ledger.models import DEBIT_NORMAL_KINDS, MOVED_BY_OWNER_PREFIX, Account, ClosedPeriod, Transfer
 
 POSTED_PHASES = ("posted", "post_pending")
 
@@ -34,6 +34,11 @@ def accounts_list(*, owner_ref: str | None = None, search: str | None = None) ->
     if search:
         accounts = accounts.filter(code__icontains=search) | accounts.filter(name__icontains=search)
     return accounts.order_by("code")
+
+
+def accounts_postable_by_hand() -> QuerySet[Account]:
+    """Open accounts a person may name in a transfer posted by hand: not those only their owner's app moves."""
+    return Account.objects.filter(closed=False).exclude(owner_ref__startswith=MOVED_BY_OWNER_PREFIX)
 
 
 def balances_by_owner(*, owner_ref: str) -> dict[str, Account]:

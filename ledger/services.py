@@ -4,6 +4,10 @@ named errors.
 
 Idempotency: each transfer carries a client-supplied key. Replaying a key returns the original transfer
 (`replayed=True`); the same key with a different payload raises IdempotencyConflict.
+
+By hand: the ledger's own tools where a person names the accounts (the API, recording a statement line's missing
+transfer) pass `by_hand=True`, which refuses accounts only their owner's app moves (a budget's: see
+models.MOVED_BY_OWNER_PREFIX) with AccountMovedByOwner. The owning apps call these functions without it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ledger import exceptions as errors
-from ledger.models import Account, AccountKind, ClosedPeriod, Phase, Transfer
+from ledger.models import MOVED_BY_OWNER_PREFIX, Account, AccountKind, ClosedPeriod, Phase, Transfer
 
 PHASES = frozenset(Phase.values)
 MAX_AMOUNT = 10**12  # £10bn in pence: anything larger is a typing error, not a budget
@@ -143,6 +147,7 @@ def transfer_post(
     currency: str = "GBP",
     reference: str = "",
     description: str = "",
+    by_hand: bool = False,
 ) -> TransferResult:
     """Move `amount` pence now: debit one account, credit another."""
     request = TransferRequest(
@@ -156,7 +161,7 @@ def transfer_post(
         reference=reference,
         description=description,
     )
-    return transfers_record([request], acting_user=acting_user)[0]
+    return transfers_record([request], acting_user=acting_user, by_hand=by_hand)[0]
 
 
 def transfer_reserve(
@@ -172,6 +177,7 @@ def transfer_reserve(
     currency: str = "GBP",
     reference: str = "",
     description: str = "",
+    by_hand: bool = False,
 ) -> TransferResult:
     """Reserve `amount` as a pending transfer; post, void or let it expire after `timeout` later."""
     request = TransferRequest(
@@ -187,7 +193,7 @@ def transfer_reserve(
         phase=Phase.PENDING,
         timeout_at=timezone.now() + timeout if timeout else None,
     )
-    return transfers_record([request], acting_user=acting_user)[0]
+    return transfers_record([request], acting_user=acting_user, by_hand=by_hand)[0]
 
 
 def pending_post(
@@ -198,6 +204,7 @@ def pending_post(
     amount: int | None = None,
     effective_date: datetime.date | None = None,
     description: str = "",
+    by_hand: bool = False,
 ) -> TransferResult:
     """Post a pending transfer in full, or in part (the rest is released)."""
     return _resolve(
@@ -208,6 +215,7 @@ def pending_post(
         acting_user=acting_user,
         effective_date=effective_date,
         description=description,
+        by_hand=by_hand,
     )
 
 
@@ -218,6 +226,7 @@ def pending_void(
     acting_user=None,
     effective_date: datetime.date | None = None,
     description: str = "",
+    by_hand: bool = False,
 ) -> TransferResult:
     """Release a pending transfer without posting anything."""
     return _resolve(
@@ -228,6 +237,7 @@ def pending_void(
         acting_user=acting_user,
         effective_date=effective_date,
         description=description,
+        by_hand=by_hand,
     )
 
 
@@ -264,6 +274,7 @@ def transfer_reverse(
     acting_user=None,
     effective_date: datetime.date | None = None,
     description: str = "",
+    by_hand: bool = False,
 ) -> TransferResult:
     """Reverse a posted transfer with a new, mirrored one that references it; the original stays as it was."""
     request = TransferRequest(
@@ -278,15 +289,20 @@ def transfer_reverse(
         description=description or f"Reversal of {transfer.idempotency_key}",
         reverses_id=transfer.pk,
     )
-    return transfers_record([request], acting_user=acting_user)[0]
+    return transfers_record([request], acting_user=acting_user, by_hand=by_hand)[0]
 
 
-def transfers_record(requests: Sequence[TransferRequest], *, acting_user=None) -> list[TransferResult]:
-    """Record linked transfers: all of them or none, in one statement. Replays return the originals."""
+def transfers_record(
+    requests: Sequence[TransferRequest], *, acting_user=None, by_hand: bool = False
+) -> list[TransferResult]:
+    """Record linked transfers: all of them or none, in one statement. Replays return the originals.
+    `by_hand`: a person chose the accounts, so an account only its owner's app moves is refused."""
     if not requests:
         return []
     for request in requests:
         _validate(request)
+    if by_hand:
+        _refuse_accounts_moved_by_owner(requests)
     if len({request.key for request in requests}) != len(requests):
         raise errors.InvalidTransfer("Each transfer in a linked group needs its own idempotency key")
     group_key = uuid.uuid4() if len(requests) > 1 else None
@@ -314,7 +330,7 @@ def period_close(*, month: datetime.date, acting_user) -> ClosedPeriod:
 # --- Internals ----------------------------------------------------------------------------------------
 
 
-def _resolve(*, key, pending, phase, amount, acting_user, effective_date, description) -> TransferResult:
+def _resolve(*, key, pending, phase, amount, acting_user, effective_date, description, by_hand) -> TransferResult:
     request = TransferRequest(
         key=key,
         debit_account_id=pending.debit_account_id,
@@ -328,7 +344,22 @@ def _resolve(*, key, pending, phase, amount, acting_user, effective_date, descri
         phase=phase,
         pending_id=pending.pk,
     )
-    return transfers_record([request], acting_user=acting_user)[0]
+    return transfers_record([request], acting_user=acting_user, by_hand=by_hand)[0]
+
+
+def _refuse_accounts_moved_by_owner(requests: Sequence[TransferRequest]) -> None:
+    """A budget's money moves only through budgets' services, which apply its checks (plan-line coding, what may be
+    paid, funds, the mixing flag); a transfer posted, reversed or resolved by hand would skip them all. Checked before
+    the insert, so replaying a budget's own transfer by hand is refused too."""
+    ids = {r.debit_account_id for r in requests} | {r.credit_account_id for r in requests}
+    owned = (
+        Account.objects.filter(pk__in=[i for i in ids if 0 < i <= MAX_ID], owner_ref__startswith=MOVED_BY_OWNER_PREFIX)
+        .order_by("code")
+        .values_list("code", flat=True)
+        .first()
+    )
+    if owned is not None:
+        raise errors.AccountMovedByOwner(errors.MOVED_BY_BUDGET.format(code=owned))
 
 
 def _validate(request: TransferRequest) -> None:
