@@ -28,6 +28,7 @@ from budgets.models import (
     ScheduledPayment,
     SurplusAlert,
 )
+from budgets.services import BudgetError
 from ledger import services as ledger
 from ledger.models import AccountKind, CashAccount, CsvMapping, StatementSource, Transfer
 
@@ -116,7 +117,7 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
             icb_signatory=users[Role.ICB_APPROVER],
         )
         set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
-    ask_for_money_back(today=today, finance=finance)
+    ask_for_money_back(today=today, finance=finance, manager=manager)
     local_authorities_pay(
         today=today,
         finance=finance,
@@ -241,7 +242,7 @@ def close_the_budget(budget, *, today, finance, manager) -> None:
     audit = ending.final_audit(budget)
     if audit.recoverable > 0:
         person = budget.plan.person
-        notice = ending.recovery_issue(
+        notice = ending.recovery_propose(
             budget=budget,
             reasons="The budget has ended: this is what was left in the account after paying what was owed",
             amount_pence=audit.recoverable,
@@ -251,6 +252,7 @@ def close_the_budget(budget, *, today, finance, manager) -> None:
             acting_user=finance,
             from_balance=True,
         )
+        notice = ending.recovery_approve(recovery=notice, acting_user=manager)
         ending.recovery_repaid(
             recovery=notice,
             amount_pence=audit.recoverable,
@@ -261,22 +263,32 @@ def close_the_budget(budget, *, today, finance, manager) -> None:
     ending.budget_close(budget=budget, acting_user=manager)
 
 
-def ask_for_money_back(*, today, finance) -> None:
-    """Two recoveries in progress: a surplus taken back from one account, and money spent outside the plan that
-    the person has asked to be reconsidered."""
+def ask_for_money_back(*, today, finance, manager) -> None:
+    """Recoveries in progress: a surplus offset against the next instalment (rule 15) with what is left asked
+    back in a notice waiting for a finance manager's approval (rule 4), and money spent outside the plan that the
+    person has asked to be reconsidered."""
     alert = SurplusAlert.objects.filter(status="open").select_related("budget__plan__person").first()
     if alert is not None:
-        ending.recovery_issue(
-            budget=alert.budget,
-            reasons="More has built up in the account than the plan needs",
-            amount_pence=alert.surplus_pence,
-            deadline=today + datetime.timedelta(days=28),
-            addressee="person",
-            addressee_name=alert.budget.plan.person.full_name,
-            acting_user=finance,
-            from_balance=True,
-            surplus_alert=alert,
-        )
+        budget = alert.budget
+        try:
+            monitoring.surplus_resolve(alert=alert, action="offset", acting_user=finance)
+            offset = ScheduledPayment.objects.filter(budget=budget, offset_pence__gt=0).order_by("due_on").first()
+        except BudgetError:  # no instalment left to offset against: it is all asked back
+            offset = None
+        left = alert.surplus_pence - (offset.offset_pence if offset else 0)
+        if left > 0:
+            ending.recovery_propose(
+                budget=budget,
+                reasons="More has built up in the account than the plan needs, even after taking some off the "
+                "next payment",
+                amount_pence=left,
+                deadline=today + datetime.timedelta(days=28),
+                addressee="person",
+                addressee_name=budget.plan.person.full_name,
+                acting_user=finance,
+                from_balance=True,
+                surplus_alert=None if offset else alert,
+            )
     # A reduction on notice: a new version asks for 10% less; the old amounts are paid until the notice ends.
     reduced = (
         Budget.objects.filter(plan__status__in=["active", "under_review", "suspended"])
@@ -305,7 +317,7 @@ def ask_for_money_back(*, today, finance) -> None:
     )
     if spent is not None:
         uncoded = spent.dp_spends.order_by("-flag", "amount_pence").first()  # uncoded first, if any
-        notice = ending.recovery_issue(
+        notice = ending.recovery_propose(
             budget=spent,
             reasons=f"£{uncoded.amount_pence / 100:,.2f} was paid to {uncoded.payee} "
             "without a receipt showing it was for the plan",
@@ -315,6 +327,7 @@ def ask_for_money_back(*, today, finance) -> None:
             addressee_name=spent.plan.person.full_name,
             acting_user=finance,
         )
+        notice = ending.recovery_approve(recovery=notice, acting_user=manager)
         ending.recovery_reconsider(
             recovery=notice, evidence="The shop sold the continence pads the plan pays for", acting_user=finance
         )

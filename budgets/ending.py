@@ -2,9 +2,10 @@
 back (rule 18), the final audit and closing (rule 19). Each notice is also a letter (budgets/letters.py).
 
 Recovery in the ledger, per budget (accounts opened on first use):
-- issuing a notice books what is owed: debit `recovery:owed` (no overdraft: nothing can be repaid or written off
-  beyond what is owed), credit either `held:direct-payment` when the money is still in the dedicated account
-  (a surplus, the closing balance) or `recovery:claimed` when it was spent (for example outside the plan);
+- approving a notice (never by its author, rule 4) books what is owed: debit `recovery:owed` (no overdraft:
+  nothing can be repaid or written off beyond what is owed), credit either `held:direct-payment` when the money
+  is still in the dedicated account (a surplus, the closing balance) or `recovery:claimed` when it was spent (for
+  example outside the plan);
 - a repayment by bank transfer debits the ICB's `icb:bank`; by card, the card code has already credited
   `card:recovery` from Stripe's balance and the repayment moves it on from there; both credit `recovery:owed`;
 - a write-off (a finance manager, never the issuer) debits `recovery:written-off`, credit `recovery:owed`;
@@ -40,16 +41,19 @@ from budgets.models import (
     Letter,
     Liability,
     LiabilityKind,
+    PaymentKind,
+    PaymentStatus,
     Recovery,
     RecoveryStatus,
     ReductionNotice,
+    ScheduledPayment,
     StopDecision,
     StopGround,
     SurplusAlert,
     SurplusStatus,
     Suspension,
 )
-from budgets.services import BudgetError, budget_account, pence
+from budgets.services import BudgetError, budget_account, dp_surplus, pence
 from config.formatting import format_date, format_pence
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger
@@ -58,6 +62,8 @@ from ledger.models import Account, AccountKind, Transfer
 
 logger = logging.getLogger(__name__)
 
+# Where a surplus can still be offset against the next instalment (rule 15); a closing budget's balance cannot.
+LIVE_FOR_OFFSET = (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW)
 MAX_RECOVERY_PENCE = 1_000_000_00  # £1m: anything larger is a typing error, not a budget
 
 REASONS_REQUIRED = "Give the reasons"
@@ -95,6 +101,15 @@ PLAN_BEING_RECONSIDERED = "A decision about this plan is being reconsidered: the
 CHOOSE_KIND = "Choose what the liability is for"
 BUDGET_CLOSED = "The budget is closed: nothing more can be asked back"
 PAYEE_REQUIRED = "Enter who is owed the money"
+OFFSET_FIRST = (
+    "Offset the surplus against the next instalment first (rule 15): {amount} can come off the payment due on "
+    "{due_on}. Ask for money back only if some is still left after that"
+)
+BALANCE_NOTICE_WAITING = "A notice asking for this account's balance back is already waiting for approval"
+NOT_PROPOSED = "This notice is {status}: it is not waiting for approval"
+NOT_YOUR_OWN = "You wrote this notice, so someone else must approve it (rule 4)"
+CANNOT_APPROVE = "Only a finance manager or an ICB approver for this person can approve a notice"
+DEADLINE_PASSED = "The date to pay by has passed: do not approve this notice, and write a new one with a later date"
 REPAYMENT_METHODS = ("bank", "card")
 
 
@@ -245,7 +260,33 @@ def _check_notice(*, budget, reasons, amount_pence, deadline, addressee, address
         raise EndingError(NOT_DECEASED)
 
 
-def recovery_issue(
+def offset_first_problem(budget: Budget) -> str | None:
+    """Rule 15: a surplus is offset against the next direct-payment instalment before any of it is asked back.
+    Why asking for the balance back must wait, or None when nothing is left to offset against."""
+    payment = (
+        ScheduledPayment.objects.filter(budget=budget, kind=PaymentKind.DIRECT_PAYMENT, status=PaymentStatus.DUE)
+        .order_by("due_on", "id")
+        .first()
+    )
+    surplus = dp_surplus(budget)
+    if payment is None or payment.offset_pence or surplus == 0:
+        return None
+    return OFFSET_FIRST.format(
+        amount=format_pence(min(surplus, payment.amount_pence)), due_on=format_date(payment.due_on)
+    )
+
+
+def _check_balance(budget: Budget, amount_pence: int, *, closing: bool) -> None:
+    if _held_account(budget) is None:
+        raise EndingError(NO_DIRECT_PAYMENT)
+    if closing and outstanding_liabilities(budget) > 0:
+        raise EndingError(LIABILITIES_FIRST)
+    available = dp_balance(budget)
+    if amount_pence > available:
+        raise EndingError(NOT_ENOUGH_BALANCE.format(balance=format_pence(available)))
+
+
+def recovery_propose(
     *,
     budget: Budget,
     reasons: str,
@@ -258,11 +299,12 @@ def recovery_issue(
     surplus_alert: SurplusAlert | None = None,
     today: datetime.date | None = None,
 ) -> Recovery:
-    """Issue a notice asking for money back and its letter, and book what is owed in the ledger.
+    """Write a notice asking for money back. Nothing is booked or sent until someone else approves it (rule 4).
 
     `from_balance`: the money is still in the direct-payment account (a surplus, the closing balance), so the
-    claim takes it from there; otherwise it was spent and the claim is booked against `recovery:claimed`. During
-    the final audit a claim on the balance is the closing notice, allowed only once every liability is paid."""
+    claim will take it from there; otherwise it was spent and the claim is booked against `recovery:claimed`. A
+    surplus is offset against the next instalment first (rule 15); during the final audit a claim on the balance is
+    the closing notice, allowed only once every liability is paid."""
     today = _today(today)
     _check_notice(
         budget=budget,
@@ -276,18 +318,15 @@ def recovery_issue(
     status = _plan_status(budget)
     if status == PlanStatus.CLOSED:
         raise EndingError(BUDGET_CLOSED)
-    closing = from_balance and status == PlanStatus.FINAL_AUDIT
-    with transaction.atomic(), _context("recovery_issue", acting_user):
-        Budget.objects.select_for_update().filter(pk=budget.pk).get()  # one claim on the balance at a time
+    with transaction.atomic(), _context("recovery_propose", acting_user):
+        Budget.objects.select_for_update().filter(pk=budget.pk).get()  # one proposal on the balance at a time
         if from_balance:
-            if _held_account(budget) is None:
-                raise EndingError(NO_DIRECT_PAYMENT)
-            if closing and outstanding_liabilities(budget) > 0:
-                raise EndingError(LIABILITIES_FIRST)
-            available = dp_balance(budget)
-            if amount_pence > available:
-                raise EndingError(NOT_ENOUGH_BALANCE.format(balance=format_pence(available)))
-        recovery = Recovery.objects.create(
+            _check_balance(budget, amount_pence, closing=status == PlanStatus.FINAL_AUDIT)
+            if status in LIVE_FOR_OFFSET and (problem := offset_first_problem(budget)):
+                raise EndingError(problem)
+            if budget.recoveries.filter(status=RecoveryStatus.PROPOSED, from_balance=True).exists():
+                raise EndingError(BALANCE_NOTICE_WAITING)
+        return Recovery.objects.create(
             budget=budget,
             reasons=reasons.strip(),
             amount_pence=amount_pence,
@@ -295,11 +334,49 @@ def recovery_issue(
             addressee=addressee,
             addressee_name=addressee_name.strip(),
             issued_by=acting_user,
-            issued_on=today,
+            proposed_on=today,
+            from_balance=from_balance,
+            surplus_alert=surplus_alert if surplus_alert is not None and surplus_alert.budget_id == budget.pk else None,
+            status=RecoveryStatus.PROPOSED,
         )
+
+
+def can_approve(recovery: Recovery, user) -> bool:
+    """A finance manager or an ICB approver for the person, never whoever wrote the notice (rule 4)."""
+    return user.pk != recovery.issued_by_id and (
+        user.has_perm("budgets.write_off") or user.has_perm("brokerage.approve_careplan", recovery.budget.plan)
+    )
+
+
+def _require_proposed(recovery: Recovery, acting_user) -> None:
+    if recovery.status != RecoveryStatus.PROPOSED:
+        raise EndingError(NOT_PROPOSED.format(status=recovery.get_status_display().lower()))
+    if acting_user.pk == recovery.issued_by_id:
+        raise EndingError(NOT_YOUR_OWN)
+    if not can_approve(recovery, acting_user):
+        raise EndingError(CANNOT_APPROVE)
+
+
+def recovery_approve(*, recovery: Recovery, acting_user, today: datetime.date | None = None) -> Recovery:
+    """Approve a proposed notice: book what is owed in the ledger, send the letter. The checks are made again
+    as they stand today (the balance may have been spent, the deadline may have passed)."""
+    today = _today(today)
+    with transaction.atomic(), _context("recovery_approve", acting_user):
+        Budget.objects.select_for_update().filter(pk=recovery.budget_id).get()
+        recovery = _lock(recovery)
+        _require_proposed(recovery, acting_user)
+        budget = recovery.budget
+        if recovery.deadline <= today:
+            raise EndingError(DEADLINE_PASSED)
+        status = _plan_status(budget)
+        if status == PlanStatus.CLOSED:
+            raise EndingError(BUDGET_CLOSED)
+        closing = recovery.from_balance and status == PlanStatus.FINAL_AUDIT
+        if recovery.from_balance:
+            _check_balance(budget, recovery.amount_pence, closing=closing)
         credit = (
             _held_account(budget)
-            if from_balance
+            if recovery.from_balance
             else budget_account(budget, "recovery:claimed", "Money asked back under recovery notices", "equity")
         )
         try:
@@ -307,20 +384,38 @@ def recovery_issue(
                 key=_claim_key(recovery),
                 debit_account_id=_owed_account(budget).pk,
                 credit_account_id=credit.pk,
-                amount=amount_pence,
+                amount=recovery.amount_pence,
                 code="recovery_closing" if closing else "recovery_claim",
-                effective_date=today,
+                effective_date=ledger_selectors.first_open_day(today),
                 reference=budget.owner_ref,
                 description=f"Recovery notice {recovery.pk}: money asked back",
                 acting_user=acting_user,
             )
         except InsufficientFunds as exc:  # the account was spent from meanwhile
             raise EndingError(NOT_ENOUGH_BALANCE.format(balance=format_pence(dp_balance(budget)))) from exc
-        if surplus_alert is not None and surplus_alert.budget_id == budget.pk:
-            SurplusAlert.objects.filter(pk=surplus_alert.pk, status=SurplusStatus.OPEN).update(
+        recovery.status = RecoveryStatus.ISSUED
+        recovery.approved_by = acting_user
+        recovery.issued_on = today
+        recovery.save(update_fields=["status", "approved_by", "issued_on"])
+        if recovery.surplus_alert_id is not None:
+            SurplusAlert.objects.filter(pk=recovery.surplus_alert_id, status=SurplusStatus.OPEN).update(
                 status=SurplusStatus.RECOVERY, resolved_by=acting_user, resolved_on=today
             )
         letters.letter_for_recovery(recovery)
+    return recovery
+
+
+def recovery_not_approve(*, recovery: Recovery, reasons: str, acting_user) -> Recovery:
+    """Turn a proposed notice down, with reasons: nothing was booked or sent, so nothing is undone."""
+    if not (reasons or "").strip():
+        raise EndingError(REASONS_REQUIRED)
+    with transaction.atomic(), _context("recovery_not_approve", acting_user):
+        recovery = _lock(recovery)
+        _require_proposed(recovery, acting_user)
+        recovery.status = RecoveryStatus.NOT_APPROVED
+        recovery.not_approved_reasons = reasons.strip()
+        recovery.approved_by = acting_user  # who decided, either way
+        recovery.save(update_fields=["status", "not_approved_reasons", "approved_by"])
     return recovery
 
 
@@ -333,6 +428,9 @@ def _claim(recovery: Recovery) -> Transfer:
 
 
 def is_closing(recovery: Recovery) -> bool:
+    """A notice for the closing balance: booked as one, or waiting for approval during the final audit."""
+    if recovery.status == RecoveryStatus.PROPOSED:
+        return recovery.from_balance and _plan_status(recovery.budget) == PlanStatus.FINAL_AUDIT
     return Transfer.objects.filter(idempotency_key=_claim_key(recovery), code="recovery_closing").exists()
 
 
@@ -726,6 +824,7 @@ class FinalAudit:
     reserved: int  # held back for invoices the person confirmed but that are not paid yet
     other_open_notices: int  # notices from before the final audit, still open or being reconsidered
     closing_notices: tuple[Recovery, ...]
+    waiting_approval: tuple[Recovery, ...]  # notices written but not yet approved (rule 4): nothing booked yet
     third_party_balances: tuple[tuple[str, int, str], ...]  # (account name, balance, purpose)
 
     @property
@@ -754,6 +853,8 @@ class FinalAudit:
             )
         if self.reserved:
             found.append(f"{format_pence(self.reserved)} is reserved for invoices not yet paid: pay or release them")
+        if self.waiting_approval:
+            found.append(f"{len(self.waiting_approval)} notice(s) asking for money back wait for approval")
         if self.other_open_notices:
             found.append(f"{self.other_open_notices} earlier recovery notice(s) still open: settle or withdraw them")
         for name, balance, _purpose in self.third_party_balances:
@@ -796,7 +897,7 @@ def holder_balance_returned(*, budget: Budget, purpose: str, acting_user, today:
 
 
 def final_audit(budget: Budget) -> FinalAudit:
-    recoveries = list(Recovery.objects.filter(budget=budget).order_by("issued_on", "id"))
+    recoveries = list(Recovery.objects.filter(budget=budget).order_by("id"))
     closing_keys = set(
         Transfer.objects.filter(
             idempotency_key__in=[_claim_key(r) for r in recoveries], code="recovery_closing"
@@ -831,6 +932,7 @@ def final_audit(budget: Budget) -> FinalAudit:
             if r not in closing and r.status in (RecoveryStatus.ISSUED, RecoveryStatus.RECONSIDERING)
         ),
         closing_notices=tuple(closing),
+        waiting_approval=tuple(r for r in recoveries if r.status == RecoveryStatus.PROPOSED),
         third_party_balances=third_party,
     )
 

@@ -256,7 +256,7 @@ def recovery_new(request: HttpRequest, pk: int) -> HttpResponse:
         data = form.cleaned_data
         if request.POST.get("confirm") == "yes":
             try:
-                recovery = ending.recovery_issue(
+                recovery = ending.recovery_propose(
                     budget=budget,
                     reasons=data["reasons"],
                     amount_pence=pence(data["amount"]),
@@ -270,7 +270,11 @@ def recovery_new(request: HttpRequest, pk: int) -> HttpResponse:
                     if data.get("from_balance") and not closing
                     else None,
                 )
-                messages.success(request, "The notice has been issued and its letter is ready")
+                messages.success(
+                    request,
+                    "The notice is written. It is booked and sent once a finance manager or ICB approver who did "
+                    "not write it approves it",
+                )
                 return redirect("budgets:recovery", pk=budget.pk, recovery_pk=recovery.pk)
             except BudgetError as exc:
                 _refusal(form, str(exc))
@@ -327,12 +331,29 @@ class DecideForm(forms.Form):
     reasons = _reasons("Reasons for the decision", help_text="Sent to the person in a letter")
 
 
-RECOVERY_FORMS = {"repay": RepaymentForm, "write_off": WriteOffForm, "reconsider": ReconsiderForm, "decide": DecideForm}
+class ApproveForm(forms.Form):
+    """Approving needs no more than the button: the notice's parts are shown above it."""
+
+
+class NotApproveForm(forms.Form):
+    reasons = _reasons("Why it is not approved", help_text="The author reads this; the person is not written to")
+
+
+RECOVERY_FORMS = {
+    "approve": ApproveForm,
+    "not_approve": NotApproveForm,
+    "repay": RepaymentForm,
+    "write_off": WriteOffForm,
+    "reconsider": ReconsiderForm,
+    "decide": DecideForm,
+}
 
 
 def _recovery_actions(recovery: Recovery, user) -> set[str]:
     """What this user may do with the notice now."""
     actions = set()
+    if recovery.status == RecoveryStatus.PROPOSED and ending.can_approve(recovery, user):
+        actions |= {"approve", "not_approve"}
     if recovery.status == RecoveryStatus.ISSUED:
         if user.has_perm("budgets.recover_money"):
             actions |= {"repay", "reconsider"}
@@ -345,7 +366,11 @@ def _recovery_actions(recovery: Recovery, user) -> set[str]:
 
 def _act(action: str, form: forms.Form, recovery: Recovery, user) -> None:
     data = form.cleaned_data
-    if action == "repay":
+    if action == "approve":
+        ending.recovery_approve(recovery=recovery, acting_user=user)
+    elif action == "not_approve":
+        ending.recovery_not_approve(recovery=recovery, reasons=data["reasons"], acting_user=user)
+    elif action == "repay":
         ending.recovery_repaid(
             recovery=recovery,
             amount_pence=pence(data["amount"]),
@@ -379,7 +404,7 @@ def _act(action: str, form: forms.Form, recovery: Recovery, user) -> None:
 @require_http_methods(["GET", "POST"])
 def recovery_page(request: HttpRequest, pk: int, recovery_pk: int) -> HttpResponse:
     budget = _staff_budget(request, pk)
-    recovery = Recovery.objects.filter(budget=budget, pk=recovery_pk).select_related("issued_by").first()
+    recovery = Recovery.objects.filter(budget=budget, pk=recovery_pk).select_related("issued_by", "approved_by").first()
     _require(recovery is not None)
     allowed = _recovery_actions(recovery, request.user)
     action = request.POST.get("action", "")

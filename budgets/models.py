@@ -939,6 +939,8 @@ class ReductionNotice(models.Model):
 
 
 class RecoveryStatus(models.TextChoices):
+    PROPOSED = "proposed", "Waiting for approval"
+    NOT_APPROVED = "not_approved", "Not approved"
     ISSUED = "issued", "Notice sent"
     RECONSIDERING = "reconsidering", "Reconsideration asked for: paused"
     SETTLED = "settled", "Settled"
@@ -955,8 +957,9 @@ class Addressee(models.TextChoices):
 @pghistory.track(append_only=True)
 class Recovery(models.Model):
     """A notice asking for money back (rule 18): never without reasons, amount, deadline and who must repay.
-    Asking for reconsideration pauses it; repayments (card or bank) and write-offs (a finance manager) are
-    posted to the ledger; it is settled when recovered + written off = the amount."""
+    Written by one person and approved by another (rule 4) before anything is booked or sent; asking for
+    reconsideration pauses it; repayments (card or bank) and write-offs (a finance manager) are posted to the
+    ledger; it is settled when recovered + written off = the amount."""
 
     budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="recoveries")
     reasons = models.TextField()
@@ -964,9 +967,20 @@ class Recovery(models.Model):
     deadline = models.DateField()
     addressee = models.CharField(max_length=30, choices=Addressee.choices)
     addressee_name = models.CharField(max_length=200)
-    status = models.CharField(max_length=20, choices=RecoveryStatus.choices, default=RecoveryStatus.ISSUED)
-    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    issued_on = models.DateField()
+    status = models.CharField(max_length=20, choices=RecoveryStatus.choices, default=RecoveryStatus.PROPOSED)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", help_text="Who wrote the notice"
+    )
+    proposed_on = models.DateField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    issued_on = models.DateField(null=True, blank=True, help_text="When it was approved and sent")
+    from_balance = models.BooleanField(default=False, help_text="The money is still in the direct-payment account")
+    surplus_alert = models.ForeignKey(
+        "SurplusAlert", on_delete=models.PROTECT, null=True, blank=True, related_name="recoveries"
+    )
+    not_approved_reasons = models.TextField(blank=True)
     recovered_pence = models.BigIntegerField(default=0)
     written_off_pence = models.BigIntegerField(default=0)
     reconsideration_evidence = models.TextField(blank=True)
@@ -983,6 +997,19 @@ class Recovery(models.Model):
                 condition=Q(recovered_pence__gte=0, written_off_pence__gte=0)
                 & Q(amount_pence__gte=models.F("recovered_pence") + models.F("written_off_pence")),
                 name="recovery_not_over_settled",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["proposed", "not_approved"]) | Q(issued_on__isnull=False),
+                name="recovery_sent_once_approved",
+            ),
+            # Rule 4: the approver of a recovery is never its author.
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True) | ~Q(approved_by=models.F("issued_by")),
+                name="recovery_approved_by_another",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="not_approved") | ~Q(not_approved_reasons=""),
+                name="recovery_not_approved_has_reasons",
             ),
         ]
 

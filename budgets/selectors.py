@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from accounts.roles import Role
 from brokerage import selectors as plan_selectors
 from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, PaymentRun, PaymentRunItem, ScheduledPayment
 from ledger.models import Account
@@ -219,3 +220,18 @@ def open_monitoring(user, today=None) -> dict:
             ]
         ),
     }
+
+
+def recoveries_to_approve(user) -> list:
+    """Notices asking for money back that this user may approve (rule 4: never their own), oldest first."""
+    from budgets.models import Recovery, RecoveryStatus  # ending's models, read here for the dashboards
+
+    if not (user.has_perm("budgets.write_off") or user.has_role(Role.ICB_APPROVER)):
+        return []
+    waiting = (
+        Recovery.objects.filter(status=RecoveryStatus.PROPOSED, budget__plan__in=plan_selectors.plans_visible_to(user))
+        .exclude(issued_by=user)
+        .select_related("budget__plan__person", "issued_by")
+        .order_by("proposed_on", "id")
+    )
+    return list(waiting[:20])

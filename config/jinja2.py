@@ -64,6 +64,12 @@ def recoveries_for(budget) -> list:
     return open_notices(budget)
 
 
+def recoveries_to_approve_for(user) -> list:
+    from budgets.selectors import recoveries_to_approve
+
+    return recoveries_to_approve(user)
+
+
 def letters_for(budget) -> list:
     from budgets.ending import letters_for as budget_letters
 
@@ -97,5 +103,7 @@ def environment(**options) -> jinja2.Environment:
         today=timezone.localdate,
     )
     env.filters.update(pence=format_pence, nhs_date=format_date, pluralize=pluralize)
-    env.globals.update(recoveries_for=recoveries_for, letters_for=letters_for)  # ending a budget (see above)
+    env.globals.update(
+        recoveries_for=recoveries_for, letters_for=letters_for, recoveries_to_approve_for=recoveries_to_approve_for
+    )  # ending a budget (see above)
     return env

@@ -40,3 +40,14 @@ def user_with_role(role: Role, **kwargs) -> User:
     if role in (Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
         kwargs.setdefault("organisation", None)
     return UserFactory(roles=[role], **kwargs)
+
+
+def issued_recovery(*, approved_by=None, today=None, **proposal):
+    """A recovery notice written by `acting_user` and approved by someone else (rule 4): a finance manager of the
+    budget's ICB unless `approved_by` is given."""
+    from budgets import ending
+
+    recovery = ending.recovery_propose(today=today, **proposal)
+    if approved_by is None:
+        approved_by = user_with_role(Role.FINANCE_MANAGER, organisation=proposal["budget"].plan.person.icb)
+    return ending.recovery_approve(recovery=recovery, acting_user=approved_by, today=today)

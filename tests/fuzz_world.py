@@ -26,7 +26,7 @@ from ledger.statements_import import statement_import
 from providers.models import Provider
 from tests.brokerage.helpers import agreed_crew, complete_plan, make_person
 from tests.budgets.test_payment_runs import add_bank_details
-from tests.factories import user_with_role
+from tests.factories import issued_recovery, user_with_role
 from tests.ledger.helpers import open_account
 from tests.ledger.recon_helpers import golden, mapping_for
 
@@ -115,7 +115,7 @@ def build_world() -> dict:
         acting_user=world["patient"],
         key=f"fuzz:{uuid.uuid4().hex}",
     )
-    world["recovery"] = ending.recovery_issue(
+    world["recovery"] = issued_recovery(
         budget=budget,
         reasons="Money has built up beyond what the plan needs.",
         amount_pence=500,

@@ -32,12 +32,12 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from accounts.roles import Role
 from brokerage.models import Representative
-from budgets import ending, invoices, letters, monitoring, payment_runs, spending, statements
+from budgets import invoices, letters, monitoring, payment_runs, spending, statements
 from budgets.models import Addressee, Letter
 from ledger.models import Account, AccountKind, CashAccount, StatementImport, StatementLine, StatementSource, Transfer
 from tests.brokerage.helpers import agreed_crew
 from tests.budgets.test_person_access import person_with_money
-from tests.factories import user_with_role
+from tests.factories import issued_recovery, user_with_role
 from tests.ledger.helpers import open_account
 from tests.ledger.recon_helpers import bank, mapping_for
 from tests.mfa import TwoFactorClient
@@ -466,7 +466,7 @@ def _objects(side: dict, finance, payee: str) -> dict[str, int]:
         acting_user=finance,
     )
     review = monitoring.review_trigger(budget=budget, reason="concern", note="A fall at home", acting_user=finance)
-    recovery = ending.recovery_issue(
+    recovery = issued_recovery(
         budget=budget,
         reasons="Money has built up in the account beyond what the plan needs.",
         amount_pence=100,

@@ -13,6 +13,7 @@ import uuid
 import pypdf
 import pytest
 import time_machine
+from django.db import IntegrityError, transaction
 from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,7 +48,7 @@ from ledger.verification import ledger_verify
 from tests.brokerage.helpers import icb
 from tests.budgets.test_person_pages import budget_in_use
 from tests.budgets.test_statements import weasyprint_alone
-from tests.factories import user_with_role
+from tests.factories import issued_recovery, user_with_role
 
 pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 12, 1)
@@ -114,7 +115,8 @@ def notice(crew, *, amount=2000, from_balance=True, by=None, **changes) -> Recov
         "acting_user": by or crew["finance"],
         "from_balance": from_balance,
     }
-    return ending.recovery_issue(**{**fields, **changes})
+    approver = crew["manager"] if fields["acting_user"] == crew["manager2"] else crew["manager2"]  # rule 4
+    return issued_recovery(**{"approved_by": approver, **fields, **changes})
 
 
 def audit_rows(model, pk) -> list[tuple[str, int | None]]:
@@ -310,10 +312,91 @@ def test_a_recovery_without_reconsideration_is_repaid_by_bank_once_and_written_o
     assert ledger_verify().ok
     assert account(budget, "recovery:owed").posted_balance == 1000  # only the manager's own notice is still owed
     assert audit_rows(Recovery, recovery.pk) == [
-        ("insert", live["finance"].pk),
-        ("update", live["finance"].pk),
-        ("update", live["manager"].pk),
+        ("insert", live["finance"].pk),  # written
+        ("update", live["manager2"].pk),  # approved by someone else
+        ("update", live["finance"].pk),  # repaid
+        ("update", live["manager"].pk),  # written off
     ]
+
+
+def proposal(crew, **changes) -> dict:
+    return {
+        "budget": crew["budget"],
+        "reasons": "Money has built up in the account beyond what the plan needs.",
+        "amount_pence": 2000,
+        "deadline": DEADLINE,
+        "addressee": Addressee.PERSON,
+        "addressee_name": "Joan Robson",
+        "acting_user": crew["finance"],
+        "from_balance": True,
+        **changes,
+    }
+
+
+def test_a_notice_is_booked_and_sent_only_once_someone_other_than_its_author_approves_it(live, clock, client):
+    budget = live["budget"]
+    held, transfers = dp(budget), Transfer.objects.count()
+    recovery = ending.recovery_propose(**proposal(live))
+    assert (recovery.status, dp(budget), Transfer.objects.count()) == (RecoveryStatus.PROPOSED, held, transfers)
+    assert not Letter.objects.filter(budget=budget).exists()
+    client.force_login(live["patient"])
+    assert "£20.00" not in client.get(f"/my/budgets/{budget.pk}/").content.decode()  # nothing sent yet
+    with pytest.raises(EndingError, match="already waiting for approval"):
+        ending.recovery_propose(**proposal(live, amount_pence=100))
+
+    with pytest.raises(EndingError, match=r"You wrote this notice, so someone else must approve it \(rule 4\)"):
+        ending.recovery_approve(recovery=recovery, acting_user=live["finance"])
+    other_officer = user_with_role(Role.FINANCE_OFFICER, organisation=live["icb"])
+    with pytest.raises(EndingError, match=ending.CANNOT_APPROVE):
+        ending.recovery_approve(recovery=recovery, acting_user=other_officer)
+    ending.recovery_approve(recovery=recovery, acting_user=live["approver"])  # an ICB approver may approve
+    recovery.refresh_from_db()
+    assert (recovery.status, recovery.approved_by, recovery.issued_on) == ("issued", live["approver"], TODAY)
+    assert dp(budget) == held - 2000
+    assert Letter.objects.filter(subject_ref=f"recovery:{recovery.pk}").count() == 1
+    with pytest.raises(EndingError, match="not waiting for approval"):
+        ending.recovery_approve(recovery=recovery, acting_user=live["manager"])
+    assert "£20.00" in client.get(f"/my/budgets/{budget.pk}/").content.decode()
+    with pytest.raises(IntegrityError), transaction.atomic():  # rule 4 holds in the database too
+        Recovery.objects.filter(pk=recovery.pk).update(approved_by=live["finance"])
+
+
+def test_a_notice_not_approved_is_kept_with_its_reasons_and_a_late_one_cannot_be_approved(live, clock):
+    budget = live["budget"]
+    refused = ending.recovery_propose(**proposal(live))
+    with pytest.raises(EndingError, match=ending.REASONS_REQUIRED):
+        ending.recovery_not_approve(recovery=refused, reasons="  ", acting_user=live["manager"])
+    wages = "The balance is needed for wages"
+    ending.recovery_not_approve(recovery=refused, reasons=wages, acting_user=live["manager"])
+    refused.refresh_from_db()
+    assert (refused.status, refused.not_approved_reasons) == ("not_approved", wages)
+    with pytest.raises(EndingError, match="not waiting for approval"):
+        ending.recovery_approve(recovery=refused, acting_user=live["manager"])
+
+    late = ending.recovery_propose(**proposal(live, deadline=TODAY + datetime.timedelta(days=3)))
+    clock.move_to(NOW + datetime.timedelta(days=5))
+    with pytest.raises(EndingError, match="The date to pay by has passed"):
+        ending.recovery_approve(recovery=late, acting_user=live["manager"])
+    assert not Transfer.objects.filter(idempotency_key__startswith=f"recovery:{late.pk}:").exists()
+    assert not Letter.objects.filter(budget=budget).exists()
+    assert [label for label, _ in audit_rows(Recovery, refused.pk)] == ["insert", "update"]
+
+
+def test_a_surplus_is_offset_against_the_next_instalment_before_it_is_asked_back(live):
+    budget = live["budget"]
+    money_in(live, 500_000)  # far more than eight weeks of spending
+    surplus = services.dp_surplus(budget)
+    assert surplus > 0
+    with pytest.raises(EndingError, match=r"Offset the surplus against the next instalment first \(rule 15\)"):
+        ending.recovery_propose(**proposal(live))
+    payment = services.surplus_offset(budget=budget)
+    assert payment.offset_pence == min(surplus, payment.amount_pence)
+    left = services.dp_surplus(budget) - payment.offset_pence
+    recovery = ending.recovery_propose(**proposal(live, amount_pence=left))
+    assert recovery.status == RecoveryStatus.PROPOSED
+    # Money spent outside the plan is not a surplus: it is asked back at once.
+    spent = ending.recovery_propose(**proposal(live, from_balance=False, amount_pence=700))
+    assert spent.status == RecoveryStatus.PROPOSED
 
 
 def test_reconsideration_pauses_the_notice_until_someone_other_than_the_issuer_decides(live):
@@ -355,8 +438,9 @@ def test_reconsideration_pauses_the_notice_until_someone_other_than_the_issuer_d
     recovery.refresh_from_db()
     assert recovery.status == RecoveryStatus.SETTLED
     assert ledger_verify().ok
-    assert [label for label, _ in audit_rows(Recovery, recovery.pk)] == ["insert", "update", "update", "update"]
-    assert audit_rows(Recovery, recovery.pk)[2] == ("update", live["approver2"].pk)
+    rows = audit_rows(Recovery, recovery.pk)  # written, approved, reconsidered, decided, repaid
+    assert [label for label, _ in rows] == ["insert", "update", "update", "update", "update"]
+    assert rows[1] == ("update", live["manager2"].pk) and rows[3] == ("update", live["approver2"].pk)
 
 
 def test_a_notice_withdrawn_after_reconsideration_releases_the_whole_claim(live):
@@ -435,7 +519,7 @@ def test_a_card_repayment_is_applied_to_the_notice_once_when_stripe_confirms_it(
     assert recovery.recovered_pence == 1500
     assert account(budget, "card:recovery").posted_balance == 300
     assert ledger_verify().ok
-    assert audit_rows(Recovery, recovery.pk)[1] == ("update", live["patient"].pk)
+    assert audit_rows(Recovery, recovery.pk)[2] == ("update", live["patient"].pk)  # after its approval
 
 
 # --- Closing (rule 19) ------------------------------------------------------------------------------------------
@@ -640,15 +724,26 @@ def test_asking_for_money_back_goes_through_check_your_answers(live, client):
         "from_balance": "yes",
     }
     check = client.post(url, answers).content.decode()
-    assert "Check the notice before you issue it" in check and "£15.00" in check
+    assert "Check the notice before you send it for approval" in check and "£15.00" in check
     assert not Recovery.objects.exists()
     too_much = client.post(url, {**answers, "amount": "900.00", "confirm": "yes"}).content.decode()
     assert "There is a problem" in too_much and "holds £" in too_much
     done = client.post(url, {**answers, "confirm": "yes"})
     recovery = Recovery.objects.get()
     assert done["Location"] == f"/budgets/{budget.pk}/recoveries/{recovery.pk}/"
+    assert recovery.status == RecoveryStatus.PROPOSED and not Letter.objects.filter(budget=budget).exists()
 
     page = f"/budgets/{budget.pk}/recoveries/{recovery.pk}/"
+    waiting = client.get(page).content.decode()
+    assert "Waiting for approval" in waiting and 'value="approve"' not in waiting  # the author cannot approve
+    assert client.post(page, {"action": "approve"}).status_code == 404
+    client.force_login(live["manager"])
+    assert f"{live['person'].full_name}: £15.00" in client.get("/dashboard/finance_manager/").content.decode()
+    assert client.post(page, {"action": "approve"}).status_code == 302
+    recovery.refresh_from_db()
+    assert (recovery.status, recovery.approved_by, recovery.issued_on) == ("issued", live["manager"], TODAY)
+    assert Letter.objects.filter(budget=budget, subject_ref=f"recovery:{recovery.pk}").exists()
+    client.force_login(live["finance"])
     client.post(page, {"action": "repay", "repay-amount": "5.00", "repay-received_on": "2026-12-19", "repay-key": "k1"})
     client.post(page, {"action": "repay", "repay-amount": "5.00", "repay-received_on": "2026-12-19", "repay-key": "k1"})
     recovery.refresh_from_db()

@@ -16,7 +16,7 @@ from budgets import monitoring
 from budgets.models import DirectPaymentReturn, Review, StopDecision, Suspension
 from budgets.services import BudgetError
 from tests.budgets.test_person_pages import PDF, budget_in_use
-from tests.factories import user_with_role
+from tests.factories import issued_recovery, user_with_role
 
 pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 12, 1)
@@ -136,7 +136,7 @@ def test_the_person_asks_for_a_recovery_to_be_reconsidered_which_pauses_it(clien
     person = live["plan"].person
     person.user = patient
     person.save(update_fields=["user"])
-    notice = ending.recovery_issue(
+    notice = issued_recovery(
         budget=live["budget"],
         reasons="Money spent on a holiday, which the plan does not cover",
         amount_pence=5_000,

@@ -38,7 +38,7 @@ from ledger.models import Account, Transfer
 from tests.accounts.test_password_reset import run_worker_until_idle
 from tests.brokerage.helpers import agreed_crew
 from tests.budgets.test_person_pages import budget_in_use
-from tests.factories import user_with_role
+from tests.factories import issued_recovery, user_with_role
 from tests.ledger.helpers import database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -273,6 +273,7 @@ def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(
         addressee_name="Joan Robson",
         issued_by=october["finance"],
         issued_on=datetime.date(2026, 10, 20),
+        status="issued",
     )
     Recovery.objects.create(  # issued after the period: not on October's statement
         budget=budget,
@@ -283,6 +284,7 @@ def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(
         addressee_name="Joan Robson",
         issued_by=october["finance"],
         issued_on=datetime.date(2026, 11, 2),
+        status="issued",
     )
     data = statements.statement_data(budget, *OCTOBER)
     assert [(r.amount, r.outstanding) for r in data.recoveries] == [(12_000, 10_000)]
@@ -298,7 +300,7 @@ def test_a_recovery_repaid_since_still_shows_what_was_owed_at_the_periods_end(oc
     from budgets import ending
 
     budget = october["budget"]
-    recovery = ending.recovery_issue(
+    recovery = issued_recovery(
         budget=budget,
         reasons="Spent on something the plan does not allow",
         amount_pence=12_000,
