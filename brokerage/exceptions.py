@@ -21,9 +21,34 @@ class PlanChangedMeanwhile(BrokerageError):
     """Someone else moved the plan on first; reload and look again."""
 
 
+class RecordRefused(BrokerageError):
+    """A representative, nominee or connected person cannot be recorded or changed so, or not by this user."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field  # the form field the message is about, if any
+
+
 NOT_EDITABLE = "This plan is {status}: only a draft can be changed. Start a new version to change it."
 REASONS_REQUIRED = "Give your reasons"
 NOT_ALLOWED = "You cannot {action} this plan"
 NOT_READY = "This plan is not ready: {problems}"
 NOT_NOW = "A plan that is {status} cannot be {action}"
 CHANGED_MEANWHILE = "Someone else has just changed this plan. Look at it again before you decide."
+
+# People who act for the person, or are paid by them (rules 7 and 11).
+NOT_YOUR_PERSON = "You cannot record who acts for or is paid by this person"
+BASIS_REQUIRED = "Select why a representative acts for them"
+NOMINATED_ON_REQUIRED = "Enter the date the person nominated them"
+CONSENT_REQUIRED = "Enter the date the nominee consented"
+DATE_IN_FUTURE = "The {what} must be today or in the past"
+CONSENT_BEFORE_NOMINATION = "The date the nominee consented cannot be before the date they were nominated"
+ALREADY_ENDED = "{name} has already stopped acting for this person"
+ALREADY_CONNECTED = "{provider} is already recorded as connected to this person"
+PROVIDER_INACTIVE = "{provider} is no longer in the directory: choose another provider"
+NECESSITY_NOT_APPROVER = "Only an ICB approver for {icb} can approve that paying a connected person is necessary"
+NECESSITY_OWN_RECORD = "You recorded this connection, so another approver must approve it"
+NECESSITY_NOT_NEEDED = (
+    "Paying {provider} needs no necessity approval: they are not a spouse, partner or in the household"
+)
+NECESSITY_ALREADY = "Paying {provider} was already approved on {day}"

@@ -13,16 +13,19 @@ from accounts.models import Organisation, OrganisationKind, User
 from accounts.roles import Role
 from brokerage.models import (
     NHS_NUMBER_INVALID,
+    ActorKind,
     Capacity,
     Cohort,
     ManagementType,
     PaymentFrequency,
     Person,
     ReconsiderationDecision,
+    Relationship,
+    RepresentativeBasis,
     normalise_nhs_number,
     validate_nhs_number,
 )
-from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem
+from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem, representative_problems
 from providers.models import Provider, Service, ServiceCategory
 
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
@@ -386,3 +389,103 @@ class PersonForm(forms.Form):
         if born > timezone.localdate() or born.year < 1900:
             raise forms.ValidationError("The date of birth must be in the past")
         return born
+
+
+# --- People who act for the person, or are paid by them (rules 7 and 11) ------------------------------------
+
+DATE_INVALID = "Enter a real date, like 2026-11-24"
+
+
+class RepresentativeForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Do they act as a representative or a nominee?",
+        widget=forms.RadioSelect,
+        choices=[
+            (ActorKind.REPRESENTATIVE, "Representative: acts for a child under 16 or an adult who lacks capacity"),
+            (ActorKind.NOMINEE, "Nominee: chosen by the person, who has capacity, to receive the payments"),
+        ],
+        error_messages={
+            "required": "Select representative or nominee",
+            "invalid_choice": "Select representative or nominee",
+        },
+    )
+    name = forms.CharField(
+        label="Their full name", max_length=200, error_messages={"required": "Enter their full name"}
+    )
+    relationship = forms.CharField(
+        label="Relationship to the person",
+        max_length=100,
+        help_text="For example mother, son, friend",
+        error_messages={"required": "Enter their relationship to the person"},
+    )
+    basis = forms.ChoiceField(
+        label="Why does a representative act for them? (representatives only)",
+        widget=forms.RadioSelect,
+        choices=RepresentativeBasis.choices,
+        required=False,
+        error_messages={"invalid_choice": "Select why a representative acts for them"},
+    )
+    nominated_on = forms.DateField(
+        label="Date the person nominated them (nominees only)",
+        required=False,
+        error_messages={"invalid": DATE_INVALID},
+    )
+    consent_recorded_on = forms.DateField(
+        label="Date the nominee consented (nominees only)",
+        required=False,
+        error_messages={"invalid": DATE_INVALID},
+    )
+
+    def __init__(self, *args, person: Person, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.person = person
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") and not ({"basis", "nominated_on", "consent_recorded_on"} & set(self.errors)):
+            problems = representative_problems(
+                person=self.person,
+                kind=data["kind"],
+                basis=data.get("basis") or "",
+                nominated_on=data.get("nominated_on"),
+                consent_recorded_on=data.get("consent_recorded_on"),
+            )
+            for field, message in problems.items():
+                self.add_error(field, message)
+        return data
+
+
+class ConnectedPersonForm(forms.Form):
+    provider = forms.ModelChoiceField(
+        label="Who is paid: the provider or payee in the directory",
+        queryset=Provider.objects.filter(active=True).order_by("name"),
+        error_messages={"required": "Select who is paid", "invalid_choice": "Select who is paid from the list"},
+    )
+    relationship = forms.ChoiceField(
+        label="How are they connected to the person?",
+        widget=forms.RadioSelect,
+        choices=Relationship.choices,
+        error_messages={"required": "Select how they are connected", "invalid_choice": "Select how they are connected"},
+    )
+    lives_in_household = forms.ChoiceField(
+        label="Do they live in the same household as the person?",
+        widget=forms.RadioSelect,
+        choices=[("yes", "Yes"), ("no", "No")],
+        error_messages={
+            "required": "Select whether they live in the same household",
+            "invalid_choice": "Select whether they live in the same household",
+        },
+    )
+
+    def clean_lives_in_household(self) -> bool:
+        return self.cleaned_data["lives_in_household"] == "yes"
+
+
+class NecessityForm(forms.Form):
+    reasons = forms.CharField(
+        label="Why is paying them necessary?",
+        widget=forms.Textarea,
+        max_length=3000,
+        help_text="For example, no agency covers the area at the times the person needs support",
+        error_messages={"required": "Enter why paying them is necessary"},
+    )

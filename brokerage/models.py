@@ -170,6 +170,7 @@ class Representative(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="represents"
     )
     active = models.BooleanField(default=True)
+    ended_on = models.DateField(null=True, blank=True, help_text="When they stopped acting (the record is kept)")
 
     class Meta:
         ordering = ["person", "name"]
@@ -220,6 +221,14 @@ class ConnectedPerson(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     necessity_reasons = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who recorded the connection: never the one who approves its necessity",
+    )
 
     class Meta:
         constraints = [

@@ -52,7 +52,11 @@ can_view_person = (
 
 rules.add_perm("brokerage.view_person", can_view_person)
 rules.add_perm("brokerage.add_person", is_broker_or_coordinator)
+# Representatives, nominees and connected people (rules 7 and 11) are recorded by the staff who work with the person;
+# a connection's necessity is approved by an approver of the person's ICB (never the one who recorded it: the
+# service checks that, with its own message).
 rules.add_perm("brokerage.change_person", is_broker_or_coordinator & is_assigned)
+rules.add_perm("brokerage.approve_necessity", is_approver & in_approvers_icb)
 rules.add_perm("brokerage.view_careplan", can_view_person)
 rules.add_perm("brokerage.add_careplan", is_broker_or_coordinator & is_assigned)
 rules.add_perm("brokerage.change_careplan", is_broker_or_coordinator & is_assigned)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.roles import Role
-from brokerage.models import CarePlan, Person, PlanStatus, Representative
+from brokerage.models import CarePlan, ConnectedPerson, Person, PlanStatus, Representative
 
 # Finance pays and reconciles every budget and auditors check it all, so both read every person's record. An
 # administrator manages users, roles, organisations and reference data (DESIGN.md §1): no one's care records.
@@ -36,6 +36,28 @@ def people_visible_to(user) -> QuerySet[Person]:
 
 def person_get(*, user, pk: int) -> Person:
     return people_visible_to(user).select_related("icb", "local_authority", "care_coordinator").get(pk=pk)
+
+
+def acting_for(person: Person) -> QuerySet[Representative]:
+    """Everyone who acts or acted for the person (rule 7): those still acting first, then by name."""
+    return person.representatives.order_by("-active", "name", "id")
+
+
+def connected_people(person: Person) -> QuerySet[ConnectedPerson]:
+    """The payees close to the person (rule 11), with who approved paying them."""
+    return person.connected_people.select_related("provider", "necessity_approved_by").order_by("provider__name")
+
+
+def representative_get(*, user, pk: int) -> Representative:
+    return Representative.objects.filter(person__in=people_visible_to(user)).select_related("person").get(pk=pk)
+
+
+def connected_person_get(*, user, pk: int) -> ConnectedPerson:
+    return (
+        ConnectedPerson.objects.filter(person__in=people_visible_to(user))
+        .select_related("person", "person__icb", "provider", "necessity_approved_by")
+        .get(pk=pk)
+    )
 
 
 def plans_visible_to(user) -> QuerySet[CarePlan]:

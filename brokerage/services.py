@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-from django.db import transaction
+import pghistory
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
 from brokerage import exceptions as errors
 from brokerage.models import (
+    ActorKind,
     CarePlan,
     ConnectedPerson,
     Need,
@@ -21,9 +24,11 @@ from brokerage.models import (
     PlanLine,
     PlanStatus,
     Reconsideration,
+    Representative,
     Risk,
 )
 from brokerage.validation import plan_problems
+from config.formatting import format_date
 
 # The fields each builder section may set; anything else is refused.
 SECTION_FIELDS = {
@@ -46,15 +51,177 @@ def person_create(*, acting_user, **fields) -> Person:
     return person
 
 
+def _history(action: str, acting_user):
+    """Audit rows (pghistory) name who did it and what, even when a service runs outside a web request."""
+    return pghistory.context(user=getattr(acting_user, "pk", None), action=action)
+
+
+def _may_record(person: Person, acting_user) -> None:
+    if not acting_user.has_perm("brokerage.change_person", person):
+        raise errors.RecordRefused(errors.NOT_YOUR_PERSON)
+
+
+# --- Representatives and nominees (rule 7) ------------------------------------------------------------------
+
+
+def representative_problems(
+    *,
+    person: Person,
+    kind: str,
+    basis: str = "",
+    nominated_on: datetime.date | None = None,
+    consent_recorded_on: datetime.date | None = None,
+) -> dict[str, str]:
+    """What is wrong with recording this representative or nominee, by form field (first problem first). The
+    model's own rule-7 checks (Representative.clean) are run by full_clean when it is saved."""
+    problems: dict[str, str] = {}
+    today = timezone.localdate()
+    if kind == ActorKind.REPRESENTATIVE and not basis:
+        problems["basis"] = errors.BASIS_REQUIRED
+    if kind == ActorKind.NOMINEE:
+        if nominated_on is None:
+            problems["nominated_on"] = errors.NOMINATED_ON_REQUIRED
+        elif nominated_on > today:
+            problems["nominated_on"] = errors.DATE_IN_FUTURE.format(what="date they were nominated")
+        if consent_recorded_on is None:
+            problems["consent_recorded_on"] = errors.CONSENT_REQUIRED
+        elif consent_recorded_on > today:
+            problems["consent_recorded_on"] = errors.DATE_IN_FUTURE.format(what="date the nominee consented")
+        elif nominated_on is not None and consent_recorded_on < nominated_on:
+            problems["consent_recorded_on"] = errors.CONSENT_BEFORE_NOMINATION
+    return problems
+
+
+def representative_add(
+    *,
+    person: Person,
+    acting_user,
+    kind: str,
+    name: str,
+    relationship: str,
+    basis: str = "",
+    nominated_on: datetime.date | None = None,
+    consent_recorded_on: datetime.date | None = None,
+) -> Representative:
+    """Record someone who receives or manages the direct payment for the person: a representative (for a child
+    under 16 or an adult lacking capacity, with that basis) or a nominee (nominated by a person with capacity, with
+    the dates of the nomination and of the nominee's consent). A representative's dates and a nominee's basis do
+    not apply to them and are not kept."""
+    _may_record(person, acting_user)
+    if kind == ActorKind.REPRESENTATIVE:
+        nominated_on = consent_recorded_on = None
+    else:
+        basis = ""
+    problems = representative_problems(
+        person=person, kind=kind, basis=basis, nominated_on=nominated_on, consent_recorded_on=consent_recorded_on
+    )
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise errors.RecordRefused(message, field=field)
+    representative = Representative(
+        person=person,
+        kind=kind,
+        name=name.strip(),
+        relationship=relationship.strip(),
+        basis=basis,
+        nominated_on=nominated_on,
+        consent_recorded_on=consent_recorded_on,
+    )
+    try:
+        representative.full_clean()
+    except ValidationError as exc:
+        # The model's rule-7 checks are about no one field: shown on the choice that breaks them.
+        raise _refusal(exc, non_field="basis" if kind == ActorKind.REPRESENTATIVE else "kind") from exc
+    with transaction.atomic(), _history("representative_add", acting_user):
+        representative.save()
+    return representative
+
+
+def _refusal(exc: ValidationError, *, non_field: str | None = None) -> errors.RecordRefused:
+    """The first of full_clean's messages, on its field (messages about no one field on `non_field`)."""
+    for field, messages in exc.message_dict.items():
+        return errors.RecordRefused(messages[0], field=non_field if field == NON_FIELD_ERRORS else field)
+    return errors.RecordRefused(str(exc))
+
+
+def representative_end(*, representative: Representative, acting_user) -> Representative:
+    """They stop acting for the person (and lose any sign-in access to their record). Kept, never deleted (rule 22)."""
+    _may_record(representative.person, acting_user)
+    with transaction.atomic(), _history("representative_end", acting_user):
+        current = Representative.objects.select_for_update().get(pk=representative.pk)
+        if not current.active:
+            raise errors.RecordRefused(errors.ALREADY_ENDED.format(name=current.name))
+        current.active = False
+        current.ended_on = timezone.localdate()
+        current.save(update_fields=["active", "ended_on"])
+    representative.active, representative.ended_on = current.active, current.ended_on
+    return representative
+
+
+# --- Connected people (rule 11) ------------------------------------------------------------------------------
+
+
+def connected_person_add(
+    *, person: Person, acting_user, provider, relationship: str, lives_in_household: bool
+) -> ConnectedPerson:
+    """Record that a payee in the directory is the person's spouse, partner, family member or friend. Paying a
+    spouse or partner, or anyone in the household, is then blocked until a necessity approval is recorded."""
+    _may_record(person, acting_user)
+    if not provider.active:
+        raise errors.RecordRefused(errors.PROVIDER_INACTIVE.format(provider=provider.name), field="provider")
+    if ConnectedPerson.objects.filter(person=person, provider=provider).exists():
+        raise errors.RecordRefused(errors.ALREADY_CONNECTED.format(provider=provider.name), field="provider")
+    connection = ConnectedPerson(
+        person=person,
+        provider=provider,
+        relationship=relationship,
+        lives_in_household=lives_in_household,
+        recorded_by=acting_user,
+    )
+    try:
+        connection.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise _refusal(exc) from exc
+    try:
+        with transaction.atomic(), _history("connected_person_add", acting_user):
+            connection.save()
+    except IntegrityError as exc:  # connected_person_once: recorded already (perhaps just now, by someone else)
+        raise errors.RecordRefused(errors.ALREADY_CONNECTED.format(provider=provider.name), field="provider") from exc
+    return connection
+
+
 def connected_person_approve_necessity(
     *, connection: ConnectedPerson, acting_user, reasons: str, approved_on: datetime.date | None = None
 ) -> ConnectedPerson:
+    """Rule 11: an ICB approver of the person's ICB, other than whoever recorded the connection, records why paying
+    this connected person is necessary, and when. Until then paying them is blocked."""
+    person = connection.person
+    if not acting_user.has_perm("brokerage.approve_necessity", connection):
+        raise errors.RecordRefused(errors.NECESSITY_NOT_APPROVER.format(icb=person.icb.name))
+    if connection.recorded_by_id is not None and connection.recorded_by_id == acting_user.pk:
+        raise errors.RecordRefused(errors.NECESSITY_OWN_RECORD)
     if not reasons.strip():
         raise errors.ReasonsRequired(errors.REASONS_REQUIRED)
-    connection.necessity_approved_on = approved_on or timezone.localdate()
+    approved_on = approved_on or timezone.localdate()
+    if approved_on > timezone.localdate():
+        raise errors.RecordRefused(errors.DATE_IN_FUTURE.format(what="date of the approval"))
+    with transaction.atomic(), _history("connected_person_approve_necessity", acting_user):
+        current = ConnectedPerson.objects.select_for_update().select_related("provider").get(pk=connection.pk)
+        if not current.needs_necessity_approval:
+            raise errors.RecordRefused(errors.NECESSITY_NOT_NEEDED.format(provider=current.provider.name))
+        if current.necessity_approved_on is not None:
+            raise errors.RecordRefused(
+                errors.NECESSITY_ALREADY.format(
+                    provider=current.provider.name, day=format_date(current.necessity_approved_on)
+                )
+            )
+        current.necessity_approved_on = approved_on
+        current.necessity_approved_by = acting_user
+        current.necessity_reasons = reasons.strip()
+        current.save(update_fields=["necessity_approved_on", "necessity_approved_by", "necessity_reasons"])
+    connection.necessity_approved_on = current.necessity_approved_on
     connection.necessity_approved_by = acting_user
-    connection.necessity_reasons = reasons
-    connection.save()
+    connection.necessity_reasons = current.necessity_reasons
     return connection
 
 

@@ -57,6 +57,11 @@ BUDGET = PersonOf("pk", "budgets.Budget", "plan__person_id")
 PERSON_PAGES: dict[str, PersonOf] = {
     "brokerage:person": PERSON,
     "brokerage:plan-start": PERSON,
+    "brokerage:person-acting": PERSON,
+    "brokerage:person-representative-add": PERSON,
+    "brokerage:person-connected-add": PERSON,
+    "brokerage:representative-end": PersonOf("pk", "brokerage.Representative", "person_id"),
+    "brokerage:connected-person-necessity": PersonOf("pk", "brokerage.ConnectedPerson", "person_id"),
     **{
         f"brokerage:{name}": PLAN
         for name in (

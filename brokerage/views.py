@@ -13,7 +13,17 @@ from django.views.decorators.http import require_POST
 
 from brokerage import exceptions as errors
 from brokerage import forms, selectors, services
-from brokerage.models import CarePlan, Need, Outcome, Person, PlanLine, PlanStatus, Risk
+from brokerage.models import (
+    CarePlan,
+    ConnectedPerson,
+    Need,
+    Outcome,
+    Person,
+    PlanLine,
+    PlanStatus,
+    Representative,
+    Risk,
+)
 from brokerage.validation import SECTIONS, problems_by_section
 
 SIMPLE_SECTIONS = {
@@ -89,7 +99,130 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
             status__in=[PlanStatus.DRAFT, PlanStatus.SUBMITTED, PlanStatus.RETURNED, PlanStatus.APPROVED]
         ).exists()
     )
-    return render(request, "brokerage/person.jinja", {"person": person, "plans": plans, "can_start": can_start})
+    return render(
+        request,
+        "brokerage/person.jinja",
+        {
+            "person": person,
+            "plans": plans,
+            "can_start": can_start,
+            "acting": selectors.acting_for(person).filter(active=True),
+            "connected": selectors.connected_people(person),
+        },
+    )
+
+
+# --- People who act for the person, or are paid by them (rules 7 and 11) --------------------------------
+
+
+def _may_record(request: HttpRequest, person: Person) -> None:
+    if not request.user.has_perm("brokerage.change_person", person):
+        raise Http404
+
+
+def _refused(form, exc: errors.BrokerageError) -> None:
+    field = getattr(exc, "field", None)
+    form.add_error(field if field in form.fields else None, str(exc))
+
+
+@login_required
+def person_acting(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _person(request, pk)
+    return render(
+        request,
+        "brokerage/person_acting.jinja",
+        {
+            "person": person,
+            "acting": selectors.acting_for(person),
+            "connected": selectors.connected_people(person),
+            "can_record": request.user.has_perm("brokerage.change_person", person),
+            "can_approve": request.user.has_perm("brokerage.approve_necessity", person),
+        },
+    )
+
+
+@login_required
+def representative_add(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _person(request, pk)
+    _may_record(request, person)
+    form = forms.RepresentativeForm(request.POST or None, person=person)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.representative_add(person=person, acting_user=request.user, **form.cleaned_data)
+            return redirect("brokerage:person-acting", pk=person.pk)
+        except errors.BrokerageError as exc:
+            _refused(form, exc)
+    return render(request, "brokerage/representative_add.jinja", {"person": person, "form": form})
+
+
+@login_required
+def representative_end(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        representative = selectors.representative_get(user=request.user, pk=pk)
+    except Representative.DoesNotExist as exc:
+        raise Http404 from exc
+    person = representative.person
+    _may_record(request, person)
+    if not representative.active:
+        return redirect("brokerage:person-acting", pk=person.pk)
+    problem = None
+    if request.method == "POST":
+        try:
+            services.representative_end(representative=representative, acting_user=request.user)
+            return redirect("brokerage:person-acting", pk=person.pk)
+        except errors.BrokerageError as exc:
+            problem = str(exc)
+    return render(
+        request,
+        "brokerage/representative_end.jinja",
+        {"person": person, "representative": representative, "problem": problem},
+    )
+
+
+@login_required
+def connected_person_add(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _person(request, pk)
+    _may_record(request, person)
+    form = forms.ConnectedPersonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.connected_person_add(person=person, acting_user=request.user, **form.cleaned_data)
+            return redirect("brokerage:person-acting", pk=person.pk)
+        except errors.BrokerageError as exc:
+            _refused(form, exc)
+    return render(request, "brokerage/connected_person_add.jinja", {"person": person, "form": form})
+
+
+@login_required
+def connected_person_necessity(request: HttpRequest, pk: int) -> HttpResponse:
+    """An ICB approver of the person's ICB approves that paying a connected person is necessary (rule 11)."""
+    try:
+        connection = selectors.connected_person_get(user=request.user, pk=pk)
+    except ConnectedPerson.DoesNotExist as exc:
+        raise Http404 from exc
+    if not request.user.has_perm("brokerage.approve_necessity", connection):
+        raise Http404
+    form = forms.NecessityForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.connected_person_approve_necessity(
+                connection=connection, acting_user=request.user, reasons=form.cleaned_data["reasons"]
+            )
+            return redirect("brokerage:person-acting", pk=connection.person_id)
+        except errors.BrokerageError as exc:
+            _refused(form, exc)
+    own = connection.recorded_by_id == request.user.pk
+    return render(
+        request,
+        "brokerage/connected_person_necessity.jinja",
+        {
+            "person": connection.person,
+            "connection": connection,
+            "form": form,
+            "own": own,
+            "show_form": bool(form.errors) or (connection.blocked and not own),
+        },
+    )
 
 
 @require_POST

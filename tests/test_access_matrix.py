@@ -31,7 +31,7 @@ from django.urls.converters import IntConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from accounts.roles import Role
-from brokerage.models import Representative
+from brokerage.models import ConnectedPerson, Representative
 from budgets import invoices, letters, monitoring, payment_runs, spending, statements
 from budgets.models import Addressee, Letter
 from ledger.models import Account, AccountKind, CashAccount, StatementImport, StatementLine, StatementSource, Transfer
@@ -59,6 +59,11 @@ PK_KINDS = {
     "providers:provider": "provider",
     "brokerage:person": "person",
     "brokerage:plan-start": "person",
+    "brokerage:person-acting": "person",
+    "brokerage:person-representative-add": "person",
+    "brokerage:person-connected-add": "person",
+    "brokerage:representative-end": "representative",
+    "brokerage:connected-person-necessity": "connected_person",
     **{
         f"brokerage:{name}": "plan"
         for name in (
@@ -173,6 +178,7 @@ ALLOWED: dict[str, tuple[set, str]] = {
     "providers:provider": (DIRECTORY, "the provider directory is shared reference data"),
     # Readers (finance and auditors) see every person and plan (brokerage.selectors.READER_ROLES).
     "brokerage:person": (READERS, "readers see every person's record"),
+    "brokerage:person-acting": (READERS, "readers see who acts for and is paid by every person"),
     **{name: (READERS, "readers see every plan") for name in ("brokerage:plan", "brokerage:plan-history")},
     "brokerage-api:person-detail": (READERS, "readers see every person's record"),
     "brokerage-api:plan-detail": (READERS, "readers see every plan"),
@@ -484,8 +490,19 @@ def _objects(side: dict, finance, payee: str) -> dict[str, int]:
     letter = Letter.objects.get(budget=budget, subject_ref=f"recovery:{recovery.pk}")
     letters.letter_pdf(letter)  # made once and kept, as on its first download
     account = Account.objects.get(code=f"{budget.owner_ref}:held:direct-payment")
+    representative = Representative.objects.create(
+        person=plan.person, kind="representative", name=f"{payee} Parent", relationship="mother", basis="child_under_16"
+    )
+    connected = ConnectedPerson.objects.create(
+        person=plan.person,
+        provider=budget.lines.get(management_type="direct_payment").plan_line.provider,
+        relationship="friend",  # not blocked: nothing the matrix pays is held up
+        recorded_by=crew["broker"],
+    )
     return {
         "person": plan.person_id,
+        "representative": representative.pk,
+        "connected_person": connected.pk,
         "plan": plan.pk,
         "plan_line": plan.lines.order_by("id").first().pk,
         "budget": budget.pk,

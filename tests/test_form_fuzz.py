@@ -23,6 +23,7 @@ replays exactly. About 5,000 POSTs in all (FORM_EXAMPLES per form); set PHB_FUZZ
 from __future__ import annotations
 
 import copy
+import datetime
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.roles import Role
+from brokerage.models import ConnectedPerson, Representative
+from providers.models import Provider
 from tests.factories import user_with_role
 from tests.fuzz_world import PDF, seeded_world
 from tests.mfa import TwoFactorClient, authenticator_for
@@ -75,7 +78,7 @@ USER_FOR = [
     (r"accounts:two-factor", "app_pending"),  # signed in with a password, the authenticator app still to set up
     (r"accounts:.*|home", "patient"),
     (r"providers:.*", "broker"),
-    (r"brokerage:(plan-decide|approvals)", "approver"),
+    (r"brokerage:(plan-decide|approvals|connected-person-necessity)", "approver"),
     (r"brokerage:.*", "broker"),
     (r"budgets:(my-.*|card-pay|card-payment|receipt)", "patient"),
     (r"budgets:(monitoring|review)", "coordinator"),
@@ -127,6 +130,8 @@ def urls_for(name: str, world: dict) -> list[str]:
         "providers:provider": world["plan"].lines.first().provider_id,
         "brokerage:person": world["draft"].person_id,
         "brokerage:plan-start": world["draft"].person_id,
+        "brokerage:representative-end": world["nominee"].pk,
+        "brokerage:connected-person-necessity": world["spouse"].pk,
         "brokerage:plan-decide": world["submitted"].pk,
         "brokerage:plan-agreement": world["approved"].pk,
         "brokerage:plan-reopen": world["approved"].pk,
@@ -284,6 +289,22 @@ def catalogue(world) -> dict[str, Target]:
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
     with seeded_world(django_db_blocker) as world, django_db_blocker.unblock():
+        # Someone acting for the draft plan's person, and a spouse they pay, blocked until an approver says why.
+        person = world["draft"].person
+        world["nominee"] = Representative.objects.create(
+            person=person,
+            kind="nominee",
+            name="Aisha Robson",
+            relationship="daughter",
+            nominated_on=datetime.date(2026, 1, 5),
+            consent_recorded_on=datetime.date(2026, 1, 6),
+        )
+        world["spouse"] = ConnectedPerson.objects.create(
+            person=person,
+            provider=Provider.objects.create(name="Sam Robson", kind="personal_assistant"),
+            relationship="spouse",
+            recorded_by=world["broker"],
+        )
         world["code_pending"] = user_with_role(Role.FINANCE_OFFICER, organisation=world["icb"])
         authenticator_for(world["code_pending"])
         world["app_pending"] = user_with_role(Role.FINANCE_OFFICER, organisation=world["icb"])
@@ -440,7 +461,10 @@ FORM_PAGES = {
     "accounts:sign-in",
     "accounts:sign-in-code",
     "accounts:two-factor",
+    "brokerage:connected-person-necessity",
     "brokerage:person-add",
+    "brokerage:person-connected-add",
+    "brokerage:person-representative-add",
     "brokerage:plan-agreement",
     "brokerage:plan-check",
     "brokerage:plan-decide",
@@ -449,6 +473,7 @@ FORM_PAGES = {
     "brokerage:plan-risks",
     "brokerage:plan-section",
     "brokerage:plan-support",
+    "brokerage:representative-end",
     "budgets:card-pay",
     "budgets:card-payment",
     "budgets:dedicated-account",
