@@ -133,10 +133,11 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
     for service in Service.objects.select_related("category", "provider"):
         services_by_category.setdefault(service.category.name, []).append(service)
     today = timezone.localdate()
-    count = max(people, len(PATHS))
+    count = max(people, len(PATHS) + 1)  # one more active person, still active once index 6 is varied
     # One person in every state first (index 6 is active and gets a variation, so "varied" appears too); the
     # rest are mostly active.
     statuses = list(PATHS) + [rng.choice([PlanStatus.ACTIVE] * 4 + list(PATHS)) for _ in range(count - len(PATHS))]
+    statuses[len(PATHS)] = PlanStatus.ACTIVE
     # The demo's patient, nominee and representative act for people whose budgets are live, so their own pages
     # have something to show: two adults with capacity and a child (children have a parent as representative).
     live = [i for i in range(len(PATHS), count) if statuses[i] == PlanStatus.ACTIVE and i % 10 != 6]

@@ -426,7 +426,10 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
         pass
 
     @transition(
-        field=status, source=[PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW], target=PlanStatus.VARIED, permission=can_edit
+        field=status,
+        source=[PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW],
+        target=PlanStatus.VARIED,
+        permission=can_run_budget,  # when the new version's budget is set up (finance or the assigned staff)
     )
     def vary(self):
         pass

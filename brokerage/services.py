@@ -479,7 +479,15 @@ def plan_record_agreement(
             agreed_on=agreed_on,
             icb_signatory=icb_signatory,
         )
-        previous = plan.previous
+    return plan
+
+
+def plan_start_setting_up(*, plan: CarePlan, acting_user) -> CarePlan:
+    """Agreed → setting up. A new version takes over from the one it replaces here, not at agreement: until its
+    budget is set up, the old version's budget keeps paying (rule 8: no money without an agreed plan, and no gap)."""
+    with transaction.atomic():
+        plan_transition(plan=plan, name="start_setting_up", acting_user=acting_user)
+        previous = CarePlan.objects.filter(pk=plan.previous_id).first()
         if previous is not None and previous.status in (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW):
             plan_transition(
                 plan=previous, name="vary", acting_user=acting_user, reasons=f"Replaced by version {plan.version}"

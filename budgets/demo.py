@@ -116,7 +116,8 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
             agreed_on=today,
             icb_signatory=users[Role.ICB_APPROVER],
         )
-        set_up_and_pay(new, start=today, today=today, rng=rng, finance=finance, manager=manager, pay=True)
+        start = services.earliest_start(new, today)  # the old version paid this month's instalment already
+        set_up_and_pay(new, start=start, today=today, rng=rng, finance=finance, manager=manager, pay=True)
     ask_for_money_back(today=today, finance=finance, manager=manager)
     local_authorities_pay(
         today=today,

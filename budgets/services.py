@@ -11,6 +11,7 @@ import datetime
 from collections import defaultdict
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from brokerage import services as plans
@@ -26,6 +27,7 @@ from budgets.models import (
     ReductionNotice,
     ScheduledPayment,
 )
+from config.formatting import format_date
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.models import AccountKind
@@ -78,7 +80,8 @@ def budget_set_up(*, plan: CarePlan, acting_user, start_date: datetime.date | No
         raise BudgetError("Only an agreed plan can have its budget set up (no money without an agreed plan)")
     with transaction.atomic():
         notice = _reduction_notice_for(plan)
-        plans.plan_transition(plan=plan, name="start_setting_up", acting_user=acting_user)
+        _check_no_overlap(plan, start_date)
+        plans.plan_start_setting_up(plan=plan, acting_user=acting_user)  # retires the version it replaces
         budget = Budget.objects.create(
             plan=plan, start_date=start_date, annual_pence=pence(plan.budget), set_up_by=acting_user
         )
@@ -106,6 +109,40 @@ def budget_set_up(*, plan: CarePlan, acting_user, start_date: datetime.date | No
                 plan=plan, name="activate", acting_user=acting_user, reasons="Services ordered (notional budget)"
             )
     return budget
+
+
+OVERLAPS_OLD_VERSION = (
+    "The version this replaces has paid for the period up to {day}: start this budget on {day} or later, so nothing "
+    "is paid twice"
+)
+
+
+def _paid_until(plan: CarePlan) -> datetime.date | None:
+    """For a new version: the day the old version's payments have paid up to, the due date of its first instalment
+    after the last one paid (or sent in a payment run); None when the old version paid nothing."""
+    if not plan.previous_id:
+        return None
+    old = ScheduledPayment.objects.filter(budget__plan_id=plan.previous_id)
+    paid = old.filter(Q(status=PaymentStatus.PAID) | Q(run_item__isnull=False)).order_by("-due_on").first()
+    if paid is None:
+        return None
+    following = old.filter(due_on__gt=paid.due_on).order_by("due_on").first()
+    return following.due_on if following else paid.due_on + datetime.timedelta(days=1)
+
+
+def _check_no_overlap(plan: CarePlan, start_date: datetime.date) -> None:
+    """A new version's budget takes over from the old one's when it is set up; the old one kept paying until
+    then, in advance, so the new one starts where the old one's payments run out."""
+    paid_until = _paid_until(plan)
+    if paid_until is not None and start_date < paid_until:
+        raise BudgetError(OVERLAPS_OLD_VERSION.format(day=format_date(paid_until)))
+
+
+def earliest_start(plan: CarePlan, today: datetime.date | None = None) -> datetime.date:
+    """The start date to offer: today, or for a new version the day the old one's payments run out if later."""
+    today = today or timezone.localdate()
+    paid_until = _paid_until(plan)
+    return max(today, paid_until) if paid_until else today
 
 
 # --- Reductions (rule 6): a reduced version pays the old amounts until its notice's effective date ------------

@@ -42,7 +42,7 @@ def budget_set_up(request: HttpRequest, plan_pk: int) -> HttpResponse:
         raise Http404 from exc
     if plan.status != PlanStatus.AGREED or not request.user.has_perm("brokerage.run_budget", plan):
         raise Http404
-    form = SetUpForm(request.POST or None, initial={"start_date": timezone.localdate()})
+    form = SetUpForm(request.POST or None, initial={"start_date": services.earliest_start(plan)})
     confirmed = request.POST.get("confirm") == "yes"
     if request.method == "POST" and form.is_valid() and confirmed:
         try:

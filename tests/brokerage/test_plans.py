@@ -363,7 +363,12 @@ def test_a_variation_is_a_new_version_approved_again_and_the_old_stays_unchanged
         icb_signatory=crew["approver"],
     )
     old.refresh_from_db()
+    assert old.status == PlanStatus.ACTIVE  # its budget keeps paying until the new version's is set up
+    services.plan_start_setting_up(plan=new, acting_user=crew["coordinator"])
+    old.refresh_from_db()
     assert old.status == PlanStatus.VARIED
+    event = old.transitions.last()
+    assert (event.transition, event.reasons) == ("vary", "Replaced by version 2")
     assert list(old.lines.values_list("description", "quantity")) == old_lines
     assert new.lines.count() == 2
 

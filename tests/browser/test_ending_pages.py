@@ -40,11 +40,22 @@ def test_asking_for_money_back_the_persons_view_and_the_final_audit_are_accessib
     page.get_by_label("Amount to pay back").fill("10.00")
     page.get_by_label("Still in the direct-payment account").check()
     page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Check the notice before you issue it")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check the notice before you send it for approval")
     assert_accessible(page)
-    page.get_by_role("button", name="Issue the notice").click()
+    page.get_by_role("button", name="Send for approval").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"Recovery notice \d+"))
+    expect(page.get_by_text("Waiting for approval").first).to_be_visible()
     assert_accessible(page)
+    page.get_by_role("button", name="Sign out").click()
+
+    # Rule 4: a finance manager who did not write it approves it from their dashboard.
+    manager = user_with_role(Role.FINANCE_MANAGER, organisation=crew["icb"])
+    sign_in(page, live_server.url, manager.email)
+    page.goto(f"{live_server.url}/dashboard/finance_manager/")
+    page.get_by_role("link", name=re.compile(r"£10\.00$")).click()
+    assert_accessible(page)
+    page.get_by_role("button", name="Approve, book it and send the letter").click()
+    expect(page.get_by_text("Notice sent").first).to_be_visible()
     page.get_by_role("link", name=re.compile("^The notice")).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "We are asking for £10.00 back from the personal health budget"

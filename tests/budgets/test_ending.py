@@ -190,25 +190,31 @@ def test_a_reduction_is_refused_before_its_notice_date_and_pays_old_amounts_unti
         services.budget_set_up(plan=new, acting_user=live["finance"], start_date=TODAY)
     assert ReductionNotice.objects.count() == 0
 
+    # The old version paid on 1 December for four weeks: the new one starts where that runs out, on 29 December,
+    # and the reduction takes effect four weeks later (after its notice period): one instalment before it.
+    start = services.earliest_start(new)
+    assert start == datetime.date(2026, 12, 29)
+    effective = start + datetime.timedelta(days=28)
     reduction = ending.reduction_notice_issue(
-        **issue, reasons="Singing twice a month meets the outcome", effective_on=earliest
+        **issue, reasons="Singing twice a month meets the outcome", effective_on=effective
     )
     assert (reduction.old_annual_pence, reduction.new_annual_pence) == (1_200_000, 1_185_000)
     letter = Letter.objects.get(kind=LetterKind.REDUCTION, subject_ref=f"reduction:{reduction.pk}")
-    assert "Singing twice a month meets the outcome" in letter.html and "17 January 2027" in letter.html
+    assert "Singing twice a month meets the outcome" in letter.html and "26 January 2027" in letter.html
     with pytest.raises(EndingError, match=ending.NOTICE_EXISTS):
-        ending.reduction_notice_issue(**issue, reasons="Again", effective_on=earliest)
+        ending.reduction_notice_issue(**issue, reasons="Again", effective_on=effective)
 
-    # The new version starts today, 28 days before the reduction takes effect: one instalment before it.
     new.refresh_from_db()
-    reduced = services.budget_set_up(plan=new, acting_user=live["finance"], start_date=TODAY)
+    with pytest.raises(services.BudgetError, match="has paid for the period up to 29 December 2026"):
+        services.budget_set_up(plan=new, acting_user=live["finance"], start_date=TODAY)
+    reduced = services.budget_set_up(plan=new, acting_user=live["finance"], start_date=start)
     direct = list(ScheduledPayment.objects.filter(budget=reduced, kind=PaymentKind.DIRECT_PAYMENT).order_by("due_on"))
     old_instalment = (
         ScheduledPayment.objects.filter(budget=budget, kind=PaymentKind.DIRECT_PAYMENT).first().amount_pence
     )
     new_instalment = services.split(15_000, 13)[0]
-    assert (direct[0].due_on, direct[0].amount_pence) == (TODAY, old_instalment)  # before: the old amount
-    assert (direct[1].due_on, direct[1].amount_pence) == (earliest, new_instalment)  # on the date: the new amount
+    assert (direct[0].due_on, direct[0].amount_pence) == (start, old_instalment)  # before: the old amount
+    assert (direct[1].due_on, direct[1].amount_pence) == (effective, new_instalment)  # on the date: the new amount
     assert all(p.amount_pence < old_instalment for p in direct[1:])
     third_party = ScheduledPayment.objects.filter(budget=reduced, kind=PaymentKind.THIRD_PARTY)
     assert {p.amount_pence for p in third_party} == {39_200}  # unchanged lines keep their amounts throughout
@@ -219,6 +225,43 @@ def test_a_reduction_is_refused_before_its_notice_date_and_pays_old_amounts_unti
     assert dp(reduced) == old_instalment
     assert ledger_verify().ok
     assert audit_rows(ReductionNotice, reduction.pk) == [("insert", live["coordinator"].pk)]
+
+
+def test_a_new_version_takes_over_when_its_budget_is_set_up_and_the_old_one_pays_until_then(live, clock):
+    budget, old_plan = live["budget"], live["plan"]
+    new = plans.plan_create(person=live["person"], acting_user=live["broker"])
+    plans.plan_submit(plan=new, acting_user=live["broker"])
+    plans.plan_approve(plan=new, acting_user=live["approver"])
+    plans.plan_record_agreement(
+        plan=new,
+        acting_user=live["broker"],
+        agreed_by_name="Joan Robson",
+        agreed_on=TODAY,
+        icb_signatory=live["approver"],
+    )
+    old_plan.refresh_from_db()
+    assert old_plan.status == PlanStatus.ACTIVE  # agreed, not yet set up: the old budget still pays
+    clock.move_to(datetime.datetime(2027, 1, 2, 10, 0))
+    due = ScheduledPayment.objects.filter(budget=budget, status="due", due_on__lte=datetime.date(2027, 1, 2)).first()
+    assert payment_runs.anything_due(datetime.date(2027, 1, 2))
+    services.scheduled_payment_pay(payment=due, acting_user=live["finance"])
+
+    paid_until = services.earliest_start(new)  # the instalment after the one just paid
+    assert paid_until == due.due_on + datetime.timedelta(days=28)
+    with pytest.raises(services.BudgetError, match="has paid for the period up to"):
+        services.budget_set_up(
+            plan=new, acting_user=live["finance"], start_date=due.due_on + datetime.timedelta(days=1)
+        )
+    new.refresh_from_db()
+    assert new.status == PlanStatus.AGREED
+    services.budget_set_up(plan=new, acting_user=live["finance"], start_date=paid_until)
+    old_plan.refresh_from_db()
+    assert old_plan.status == PlanStatus.VARIED
+    event = PlanEvent.objects.filter(plan=old_plan).latest("id")
+    assert (event.transition, event.by) == ("vary", live["finance"])
+    assert not ScheduledPayment.objects.filter(
+        budget=budget, status="due", budget__plan__status__in=services.PAYABLE
+    ).exists()  # the old budget pays nothing more
 
 
 def test_a_version_that_does_not_reduce_needs_no_notice(live):
