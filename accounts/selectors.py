@@ -34,6 +34,8 @@ def dashboard_links(*, user: User, role: Role) -> list[dict[str, str]]:
         )
         links.append({"href": reverse("budgets:card-payments"), "text": "Card payments and refunds"})
         links.append({"href": reverse("budgets:holders"), "text": "Third-party holders' bank details"})
+    if role == Role.THIRD_PARTY_STAFF:
+        links.append({"href": reverse("budgets:held"), "text": "Budgets we hold: balances, spending and returns"})
     if role in (Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):
         links.append({"href": reverse("budgets:my-budgets"), "text": "The budget, its spending and payments"})
     if role == Role.AUDITOR:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Iterator
 
 from django.db.models import Prefetch, QuerySet
@@ -235,3 +236,22 @@ def recoveries_to_approve(user) -> list:
         .order_by("proposed_on", "id")
     )
     return list(waiting[:20])
+
+
+def holder_work(user, today=None) -> dict:
+    """A third-party holder's dashboard: how many budgets it holds and its returns due in the next 30 days or late,
+    oldest first."""
+    from budgets.models import DirectPaymentReturn
+
+    organisation = user.organisation if user.has_perm("budgets.hold_budgets") else None
+    if organisation is None:
+        return {"held": 0, "returns": []}
+    today = today or timezone.localdate()
+    returns = (
+        DirectPaymentReturn.objects.filter(
+            holder=organisation, submitted_at__isnull=True, due_on__lte=today + datetime.timedelta(days=30)
+        )
+        .select_related("budget__plan__person")
+        .order_by("due_on", "id")
+    )
+    return {"held": budgets_held_by(organisation).count(), "returns": list(returns[:20])}

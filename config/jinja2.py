@@ -50,6 +50,13 @@ def monitoring_for(user) -> dict:
     return open_monitoring(user)
 
 
+def holder_work_for(user) -> dict:
+    """A third-party holder's dashboard: the budgets it holds and its returns due (budgets.selectors.holder_work)."""
+    from budgets.selectors import holder_work
+
+    return holder_work(user)
+
+
 def plan_work_for(user) -> dict:
     """The dashboards' plans waiting on this user (brokerage.selectors.plan_work)."""
     from brokerage.selectors import plan_work
@@ -100,6 +107,7 @@ def environment(**options) -> jinja2.Environment:
         service_name=settings.SERVICE_NAME,
         monitoring_for=monitoring_for,
         plan_work_for=plan_work_for,
+        holder_work_for=holder_work_for,
         today=timezone.localdate,
     )
     env.filters.update(pence=format_pence, nhs_date=format_date, pluralize=pluralize)

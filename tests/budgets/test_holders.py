@@ -8,12 +8,13 @@ import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.models import OrganisationKind
 from accounts.roles import Role
-from budgets import services, spending
+from budgets import monitoring, services, spending
 from budgets.models import DirectPaymentMoneyIn, HolderReturn, HolderSpend, PaymentKind, ScheduledPayment, SpendFlag
 from ledger.models import Account
 from ledger.verification import ledger_verify
-from tests.factories import user_with_role
+from tests.factories import OrganisationFactory, user_with_role
 
 pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 12, 1)
@@ -98,6 +99,26 @@ def test_a_return_takes_its_figures_from_the_ledger_and_is_submitted_once(held):
             acting_user=held["staff"],
         )
     assert HolderReturn.objects.count() == 1
+
+
+def test_the_holders_dashboard_leads_to_its_budgets_and_lists_its_returns_due(client, held):
+    client.force_login(held["staff"])
+    empty = client.get("/dashboard/third_party_staff/").content.decode()
+    assert "holds money for 1 budget." in empty and "No returns due in the next 30 days." in empty
+    assert 'href="/held/"' in empty
+    first_quarter_ended = datetime.date(2027, 3, 5)
+    held["budget"].refresh_from_db()  # its first payment has been made since the fixture read it
+    [holder_return] = [r for r in monitoring.returns_schedule(held["budget"], first_quarter_ended) if r.holder_id]
+    with time_machine.travel(datetime.datetime(2027, 3, 5, 9, 0), tick=False):
+        client.force_login(held["staff"])  # a new sign-in: the earlier session has long timed out
+        due = client.get("/dashboard/third_party_staff/").content.decode()
+    assert f'href="/held/{held["budget"].pk}/"' in due
+    assert "28 February 2027" in due  # the quarter's end, the return's period
+    assert holder_return.due_on.strftime("%-d %B %Y") in due
+    another_holder = OrganisationFactory(kind=OrganisationKind.THIRD_PARTY_HOLDER)
+    other_holder_staff = user_with_role(Role.THIRD_PARTY_STAFF, organisation=another_holder)
+    client.force_login(other_holder_staff)
+    assert "No returns due" in client.get("/dashboard/third_party_staff/").content.decode()
 
 
 def test_holder_pages_record_spending_and_returns_and_hide_other_budgets(client, held, agreed):
