@@ -14,6 +14,7 @@ from brokerage import exceptions as errors
 from brokerage import selectors, services
 from brokerage.fhir import plan_bundle
 from brokerage.models import CarePlan, Person, PlanLine
+from brokerage.view_audit import AuditedList
 
 # The API moves a plan only through its brokerage steps. Agreement, set-up, reviews, suspension, stopping and
 # closing each go through a budgets service that records what the step needs (who agreed, a decision with
@@ -127,15 +128,16 @@ class TransitionSerializer(serializers.Serializer):
     reasons = serializers.CharField(required=False, allow_blank=True, default="", max_length=3000)
 
 
-class PersonViewSet(viewsets.ReadOnlyModelViewSet):
+class PersonViewSet(AuditedList, viewsets.ReadOnlyModelViewSet):
     serializer_class = PersonSerializer
 
     def get_queryset(self):
         return selectors.people_visible_to(self.request.user).select_related("icb").order_by("family_name", "id")
 
 
-class CarePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CarePlanViewSet(AuditedList, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = CarePlanDetailSerializer
+    person_id_of = staticmethod(lambda plan: plan.person_id)
 
     def get_serializer_class(self):
         return CarePlanSerializer if self.action == "list" else CarePlanDetailSerializer
@@ -178,12 +180,13 @@ class CarePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
 
 
-class PlanLineViewSet(viewsets.ReadOnlyModelViewSet):
+class PlanLineViewSet(AuditedList, viewsets.ReadOnlyModelViewSet):
     serializer_class = PlanLineSerializer
+    person_id_of = staticmethod(lambda line: line.plan.person_id)
 
     def get_queryset(self):
         plans = selectors.plans_visible_to(self.request.user)
-        return PlanLine.objects.filter(plan__in=plans).order_by("id")
+        return PlanLine.objects.filter(plan__in=plans).select_related("plan").order_by("id")
 
     def get_object(self):
         try:

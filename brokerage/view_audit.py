@@ -3,8 +3,9 @@
 `RecordViewMiddleware` runs after every request. For a GET or HEAD that a signed-in user gets a 2xx answer to, it
 looks the URL's name up in `PERSON_PAGES`, finds whose record the URL's kwargs identify and records the view. The
 pages recorded are those about one person: their record, plans, budgets, statements, letters, receipts and other
-downloads, and the API's detail endpoints. Lists that show several people (the people list, the approvals queue,
-dashboards, finance lists and exports across budgets) are not recorded per person.
+downloads, and the API's detail endpoints. The API's list endpoints, which return whole records, record one row
+per person on the page returned (`AuditedList`). Pages listing several people by name (the people list, the
+approvals queue, dashboards, finance lists and exports across budgets) are not recorded per person.
 
 Every URL with a captured kwarg must be named either in `PERSON_PAGES` or in `NOT_PERSON_DATA` (a test walks the
 URL conf), so a new object page cannot be added without deciding whether reading it is audited.
@@ -183,6 +184,43 @@ def record_view(*, user, person_id: int, what: str, path: str, method: str) -> N
     # A savepoint when the request runs inside a transaction: a refused insert cannot poison what follows.
     with transaction.atomic():
         RecordView.objects.create(user=user, person_id=person_id, what=what[:100], path=path[:500], method=method)
+
+
+class AuditedList:
+    """For DRF list endpoints that return people's records: one RecordView per person on the page returned (R9),
+    as the detail endpoints record one. `person_id_of(item)` finds the person of each listed item. Fail closed like
+    the middleware: if the views cannot be recorded, the list is withheld (503)."""
+
+    @staticmethod
+    def person_id_of(item) -> int | None:
+        return item.pk
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        self._listed = page
+        return page
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        listed = getattr(self, "_listed", None) or []
+        person_ids = sorted({self.person_id_of(item) for item in listed} - {None})
+        if not person_ids or not 200 <= response.status_code < 300:
+            return response
+        from brokerage.models import RecordView
+
+        what = request.resolver_match.view_name if request.resolver_match else "api-list"
+        try:
+            with transaction.atomic():
+                RecordView.objects.bulk_create(
+                    RecordView(user=request.user, person_id=pk, what=what[:100], path=request.path[:500], method="GET")
+                    for pk in person_ids
+                )
+        except DatabaseError:
+            logger.exception("Could not record %s listing %s; the list was withheld", request.user.pk, request.path)
+            from rest_framework.response import Response
+
+            return Response({"detail": "Sorry, the service is unavailable: try again shortly"}, status=503)
+        return response
 
 
 class RecordViewMiddleware:

@@ -11,6 +11,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from brokerage import selectors as plan_selectors
+from brokerage.view_audit import AuditedList
 from budgets import invoices as invoice_services
 from budgets import payment_runs as runs
 from budgets import selectors
@@ -69,11 +70,16 @@ class BudgetSerializer(serializers.ModelSerializer):
         return LineFiguresSerializer(selectors.line_figures(budget), many=True).data
 
 
-class BudgetViewSet(viewsets.ReadOnlyModelViewSet):
+class BudgetViewSet(AuditedList, viewsets.ReadOnlyModelViewSet):
     serializer_class = BudgetSerializer
+    person_id_of = staticmethod(lambda budget: budget.plan.person_id)
 
     def get_queryset(self):
-        budgets = Budget.objects.filter(plan__in=plan_selectors.plans_visible_to(self.request.user)).order_by("id")
+        budgets = (
+            Budget.objects.filter(plan__in=plan_selectors.plans_visible_to(self.request.user))
+            .select_related("plan")
+            .order_by("id")
+        )
         return selectors.budgets_with_lines(budgets)
 
 
@@ -94,10 +100,11 @@ class InvoiceSerializer(serializers.ModelSerializer):
         read_only_fields = ["provider", "status", "recorded_by", "approved_by"]
 
 
-class InvoiceViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class InvoiceViewSet(AuditedList, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = InvoiceSerializer
     permission_classes = [IsFinance]
-    queryset = Invoice.objects.select_related("budget_line").order_by("-id")
+    queryset = Invoice.objects.select_related("budget_line__budget__plan").order_by("-id")
+    person_id_of = staticmethod(lambda invoice: invoice.budget_line.budget.plan.person_id)
 
     def create(self, request, *args, **kwargs):
         body = InvoiceSerializer(data=request.data)

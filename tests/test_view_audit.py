@@ -101,6 +101,41 @@ def test_n_reads_by_different_users_give_exactly_n_rows_with_the_right_user_and_
     assert RecordView.objects.filter(method="HEAD", user=world["broker"], person=person).count() == 1
 
 
+def test_the_apis_lists_record_one_row_per_person_listed(client, world):
+    person, other = world["person"], world["other"]["person"]
+    client.force_login(world["finance"])  # a reader: finance sees every person
+    lists = [
+        ("/api/brokerage/people/", "brokerage-api:person-list"),
+        ("/api/brokerage/plans/", "brokerage-api:plan-list"),
+        ("/api/brokerage/plan-lines/", "brokerage-api:plan-line-list"),
+        ("/api/budgets/budgets/", "budgets-api:budget-list"),
+    ]
+    for path, name in lists:
+        before = RecordView.objects.count()
+        response = client.get(path)
+        assert response.status_code == 200, path
+        added = RecordView.objects.order_by("id")[before:]
+        listed = {row.person_id for row in added}
+        assert all((row.user_id, row.what, row.path) == (world["finance"].pk, name, path) for row in added)
+        assert person.pk in listed and len(added) == len(listed), (path, listed)
+        if name != "budgets-api:budget-list":  # the other person's plan has no budget yet
+            assert other.pk in listed, path
+    client.force_login(world["broker"])  # sees only their own people
+    before = RecordView.objects.count()
+    assert client.get("/api/brokerage/people/").status_code == 200
+    assert list(RecordView.objects.order_by("id")[before:].values_list("person_id", flat=True)) == [person.pk]
+
+
+def test_an_api_list_whose_views_cannot_be_recorded_is_withheld(client, world, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise DatabaseError("audit table unavailable")
+
+    monkeypatch.setattr(RecordView.objects, "bulk_create", refuse)
+    client.force_login(world["broker"])
+    response = client.get("/api/brokerage/people/")
+    assert response.status_code == 503 and world["person"].nhs_number not in response.content.decode()
+
+
 def test_refusals_lists_writes_and_anonymous_requests_add_no_row(client, world):
     person, plan, budget = world["person"], world["plan"], world["budget"]
     other_plan = world["other"]["plan"]
