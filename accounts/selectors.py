@@ -34,6 +34,8 @@ def dashboard_links(*, user: User, role: Role) -> list[dict[str, str]]:
         )
         links.append({"href": reverse("budgets:card-payments"), "text": "Card payments and refunds"})
         links.append({"href": reverse("budgets:holders"), "text": "Third-party holders' bank details"})
+    if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR):
+        links.append({"href": reverse("budgets:budget-list"), "text": "Budgets: find a person's budget"})
     if role == Role.THIRD_PARTY_STAFF:
         links.append({"href": reverse("budgets:held"), "text": "Budgets we hold: balances, spending and returns"})
     if role in (Role.PATIENT, Role.REPRESENTATIVE, Role.NOMINEE):

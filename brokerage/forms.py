@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django import forms
@@ -26,13 +27,14 @@ from brokerage.models import (
     validate_nhs_number,
 )
 from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem, representative_problems
+from config.forms import PoundsField
 from providers.models import Provider, Service, ServiceCategory
 
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
 
 
 def pounds(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
-    return forms.DecimalField(
+    return PoundsField(
         label=label,
         required=required,
         min_value=Decimal("0"),
@@ -183,7 +185,9 @@ class BudgetForm(forms.Form):
 
 
 class PaymentsForm(forms.Form):
-    payment_amount = pounds("Payment amount")
+    payment_amount = pounds(
+        "Payment amount", help_text="Each direct-payment instalment, for example four weeks' support paid in advance"
+    )
     payment_frequency = forms.ChoiceField(
         label="How often is it paid?",
         choices=PaymentFrequency.choices,
@@ -239,6 +243,13 @@ class CoordinationForm(forms.Form):
         self.fields["care_coordinator"].queryset = User.objects.filter(
             is_active=True, role_memberships__role__in=[Role.CARE_COORDINATOR, Role.CARE_BROKER]
         ).distinct()
+
+    def clean_first_review_date(self):
+        # The plan's anticipated first review: a plan being written cannot have it in the past.
+        day = self.cleaned_data["first_review_date"]
+        if day < timezone.localdate():
+            raise forms.ValidationError("The first review date must be today or in the future")
+        return day
 
 
 class ReturnForm(forms.Form):
@@ -317,6 +328,11 @@ class ReconsiderationDecisionForm(forms.Form):
     )
 
 
+# The outward code (area, district) and the inward code (sector, unit), without the space.
+UK_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}")
+POSTCODE_INVALID = "Enter a real postcode, like NE1 4LP"
+
+
 class PersonForm(forms.Form):
     nhs_number = forms.CharField(
         label="NHS number",
@@ -339,7 +355,12 @@ class PersonForm(forms.Form):
     address = forms.CharField(
         label="Address", widget=forms.Textarea, max_length=500, error_messages={"required": "Enter the address"}
     )
-    postcode = forms.CharField(label="Postcode", max_length=10, error_messages={"required": "Enter the postcode"})
+    postcode = forms.CharField(
+        label="Postcode",
+        max_length=10,
+        help_text="For example NE1 4LP",
+        error_messages={"required": "Enter the postcode", "max_length": POSTCODE_INVALID},
+    )
     communication_needs = forms.CharField(
         label="Communication needs",
         required=False,
@@ -383,6 +404,13 @@ class PersonForm(forms.Form):
         if Person.objects.filter(nhs_number=value).exists():
             raise forms.ValidationError("A person with this NHS number is already recorded")
         return value
+
+    def clean_postcode(self) -> str:
+        """A UK postcode, written the standard way (upper case, one space before the last three characters)."""
+        compact = re.sub(r"\s+", "", self.cleaned_data["postcode"]).upper()
+        if not UK_POSTCODE.fullmatch(compact):
+            raise forms.ValidationError(POSTCODE_INVALID)
+        return f"{compact[:-3]} {compact[-3:]}"
 
     def clean_date_of_birth(self):
         born = self.cleaned_data["date_of_birth"]

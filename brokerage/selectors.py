@@ -103,3 +103,14 @@ def plan_work(user) -> dict:
         "to_approve": list(to_approve[:WORK_LIMIT]),
         "waiting": [(plan, WAITING_ON_THE_TEAM[plan.status]) for plan in waiting],
     }
+
+
+def person_search(query: str, *, path: str = "") -> Q:
+    """People whose first or last name contains `query`, or whose NHS number it is (typed with or without spaces).
+    `path` reaches the person from another model, for example "plan__person__"."""
+    digits = query.replace(" ", "")
+    return (
+        Q(**{f"{path}family_name__icontains": query})
+        | Q(**{f"{path}given_name__icontains": query})
+        | Q(**{f"{path}nhs_number": digits})
+    )

@@ -479,7 +479,23 @@ def plan_record_agreement(
             agreed_on=agreed_on,
             icb_signatory=icb_signatory,
         )
+        _person_follows_agreed_plan(plan)
     return plan
+
+
+def _person_follows_agreed_plan(plan: CarePlan) -> None:
+    """The agreed plan names the care coordinator and who monitors the person's health: the person's record says
+    the same from then on (their coordinator can then open it)."""
+    person = Person.objects.select_for_update().get(pk=plan.person_id)
+    changed = []
+    if plan.care_coordinator_id and person.care_coordinator_id != plan.care_coordinator_id:
+        person.care_coordinator_id = plan.care_coordinator_id
+        changed.append("care_coordinator")
+    if plan.health_monitor and person.health_monitor != plan.health_monitor:
+        person.health_monitor = plan.health_monitor
+        changed.append("health_monitor")
+    if changed:
+        person.save(update_fields=changed)
 
 
 def plan_start_setting_up(*, plan: CarePlan, acting_user) -> CarePlan:

@@ -3,9 +3,9 @@ validates a form and calls one service; service refusals are shown in the error 
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -72,8 +72,7 @@ def people(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     found = selectors.people_visible_to(request.user).select_related("icb")
     if query:
-        digits = query.replace(" ", "")
-        found = found.filter(Q(family_name__icontains=query) | Q(given_name__icontains=query) | Q(nhs_number=digits))
+        found = found.filter(selectors.person_search(query))
     page = Paginator(found.order_by("family_name", "given_name"), 25).get_page(request.GET.get("page"))
     return render(request, "brokerage/people.jinja", {"page": page, "query": query})
 
@@ -85,6 +84,7 @@ def person_add(request: HttpRequest) -> HttpResponse:
     form = forms.PersonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         person = services.person_create(acting_user=request.user, **form.cleaned_data)
+        messages.success(request, f"{person.full_name} has been added. You can now start their plan.")
         return redirect("brokerage:person", pk=person.pk)
     return render(request, "brokerage/person_add.jinja", {"form": form})
 
@@ -476,6 +476,7 @@ def plan_agreement(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.plan_record_agreement(plan=plan, acting_user=request.user, **form.cleaned_data)
+            messages.success(request, "The agreement is recorded. The budget can now be set up.")
             return redirect("brokerage:plan", pk=plan.pk)
         except errors.BrokerageError as exc:
             form.add_error(None, str(exc))

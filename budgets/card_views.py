@@ -25,6 +25,7 @@ from accounts.roles import PERSON_ROLES
 from budgets import card_payments, payments, selectors
 from budgets.holder_views import one_time_key
 from budgets.models import Budget, CardPayment, CardPaymentPurpose, CardPaymentStatus
+from config.forms import PoundsField
 
 TOKEN_PATTERN = re.compile(r"^(tok|pm)_[A-Za-z0-9_]{1,200}$")
 
@@ -45,7 +46,7 @@ class CardPaymentForm(forms.Form):
         widget=forms.RadioSelect,
         error_messages={"required": card_payments.CHOOSE_PURPOSE, "invalid_choice": card_payments.CHOOSE_PURPOSE},
     )
-    amount = forms.DecimalField(
+    amount = PoundsField(
         label="How much do you want to pay?",
         help_text="In pounds and pence, for example 25.00",
         min_value=Decimal("0.01"),
@@ -60,7 +61,7 @@ class CardPaymentForm(forms.Form):
 class RefundForm(forms.Form):
     payment = forms.IntegerField(widget=forms.HiddenInput)
     number = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-    amount = forms.DecimalField(
+    amount = PoundsField(
         label="Amount to refund",
         min_value=Decimal("0.01"),
         max_digits=7,

@@ -32,6 +32,7 @@ from budgets import payments
 from budgets.card_payments import stripe_balance_account
 from budgets.ending import icb_bank_account
 from budgets.models import Budget, CardPayment, PaymentRunItem, PayoutMethod
+from config.formatting import format_date
 from ledger import services as ledger
 from ledger.models import Account, AccountKind, CashAccount, StatementImport, StatementSource, Transfer
 from ledger.statements_import import SKIP, ImportRefused, Parsed, ParsedLine, lines_record
@@ -79,6 +80,10 @@ def run_item_cash_out(*, item: PaymentRunItem, gateway_transfer_id: str, acting_
 # --- Importing Stripe's statements -------------------------------------------------------------------------------
 
 
+class NoMovements(ImportRefused):
+    """Stripe had nothing in those dates: not an error, but nothing is recorded either."""
+
+
 def stripe_statement_import(
     *, cash_account: CashAccount, start: datetime.date, end: datetime.date, acting_user
 ) -> StatementImport:
@@ -98,7 +103,7 @@ def stripe_statement_import(
         raise ImportRefused([(0, f"Stripe could not be reached: {exc}")]) from exc
     parsed, fees, paid_out, returned = _lines(movements, payouts)
     if not parsed.lines and not parsed.bad_lines:
-        raise ImportRefused([(0, f"Stripe has no movements from {start:%d/%m/%Y} to {end:%d/%m/%Y}")])
+        raise NoMovements([(0, f"Stripe has no movements from {format_date(start)} to {format_date(end)}")])
     ids = sorted(line.bank_id for line in parsed.lines)
     with transaction.atomic():
         for line in fees:

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
-from budgets.cash import stripe_statement_import
+from budgets.cash import NoMovements, stripe_statement_import
 from ledger.exceptions import LedgerError
 from ledger.models import CashAccount, StatementSource
 from ledger.statements_import import ImportRefused
@@ -57,6 +57,9 @@ def stripe_import(request: HttpRequest, pk: int) -> HttpResponse:
                 end=form.cleaned_data["end"],
                 acting_user=request.user,
             )
+        except NoMovements as exc:
+            messages.info(request, f"{exc.problems[0][1]}: there was nothing to fetch.")
+            return redirect("ledger:reconcile-account", pk=cash.pk)
         except ImportRefused as exc:
             form.add_error(None, str(exc))
         except LedgerError as exc:  # e.g. a fee dated in a closed month

@@ -36,6 +36,7 @@ from budgets.models import (
     StopReconsideration,
 )
 from budgets.services import BudgetError
+from config.forms import PoundsField
 
 MAX_POUNDS = Decimal("1000000.00")
 AMOUNT_ERRORS = {
@@ -49,7 +50,7 @@ AMOUNT_ERRORS = {
 
 
 def _amount(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
-    return forms.DecimalField(
+    return PoundsField(
         label=label,
         help_text=help_text or "In pounds and pence, for example 250.00",
         required=required,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -14,6 +15,7 @@ from django.utils import timezone
 from budgets import selectors, spending
 from budgets.models import Budget, HolderReturn, HolderSpend
 from budgets.services import BudgetError
+from config.forms import PoundsField
 
 AMOUNT_ERRORS = {
     "required": "Enter the amount",
@@ -21,7 +23,9 @@ AMOUNT_ERRORS = {
     "min_value": "The amount must be more than £0",
     "max_decimal_places": "Enter an amount in pounds and pence, like 45.50",
     "max_digits": "The amount must be £50,000.00 or less",
+    "max_value": "The amount must be £50,000.00 or less",
 }
+MAX_AMOUNT = Decimal("50000.00")
 
 
 def one_time_key() -> str:
@@ -36,8 +40,13 @@ class HolderSpendForm(forms.Form):
         help_text="For example 2026-12-15",
         error_messages={"required": "Enter the date paid", "invalid": "Enter a real date, like 2026-12-15"},
     )
-    amount = forms.DecimalField(
-        label="Amount in pounds", min_value=0, max_digits=7, decimal_places=2, error_messages=AMOUNT_ERRORS
+    amount = PoundsField(
+        label="Amount in pounds",
+        min_value=0,
+        max_value=MAX_AMOUNT,
+        max_digits=7,
+        decimal_places=2,
+        error_messages=AMOUNT_ERRORS,
     )
     line = forms.ModelChoiceField(
         label="What it paid for",

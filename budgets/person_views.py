@@ -5,6 +5,7 @@ payment (with a check-your-answers step and a one-time form key, so a double cli
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -14,9 +15,11 @@ from django.utils import timezone
 
 from brokerage.models import ConnectedPerson
 from budgets import charts, dp_invoices, person_selectors, selectors, spending
-from budgets.holder_views import AMOUNT_ERRORS, one_time_key
+from budgets.holder_views import AMOUNT_ERRORS, MAX_AMOUNT, one_time_key
 from budgets.models import Budget, DirectPaymentInvoice, DirectPaymentSpend
 from budgets.services import BudgetError
+from config.formatting import format_pence
+from config.forms import PoundsField
 from providers.models import Provider, ServiceCategory
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -136,8 +139,13 @@ class PurchaseForm(forms.Form):
         help_text="For example 2026-12-15",
         error_messages={"required": "Enter the date you paid", "invalid": "Enter a real date, like 2026-12-15"},
     )
-    amount = forms.DecimalField(
-        label="Amount in pounds", min_value=0, max_digits=7, decimal_places=2, error_messages=AMOUNT_ERRORS
+    amount = PoundsField(
+        label="Amount in pounds",
+        min_value=0,
+        max_value=MAX_AMOUNT,
+        max_digits=7,
+        decimal_places=2,
+        error_messages=AMOUNT_ERRORS,
     )
     line = forms.ModelChoiceField(
         label="What was it for?",
@@ -207,7 +215,12 @@ def record_purchase(request: HttpRequest, pk: int) -> HttpResponse:
                 connected_person=data["connected_person"],
                 receipt=data["receipt"],
             )
-            request.session["recorded_spend"] = spend.pk
+            recorded = f"Recorded: {format_pence(spend.amount_pence)} paid to {spend.payee}."
+            if spend.flag:  # said now, so the person is not surprised when their coordinator asks about it
+                recorded += " Your care coordinator will check it: " + (
+                    "it is not for a part of your plan." if spend.flag == "uncoded" else "it may not be allowed."
+                )
+            messages.success(request, recorded)
             return redirect("budgets:my-transactions", pk=budget.pk)
         except BudgetError as exc:
             field = "connected_person" if "approved" in str(exc) else "amount" if "enough" in str(exc) else None
@@ -243,8 +256,13 @@ class PayInvoiceForm(forms.Form):
     invoice_number = forms.CharField(
         label="Invoice number", max_length=60, error_messages={"required": "Enter the invoice number"}
     )
-    amount = forms.DecimalField(
-        label="Amount in pounds", min_value=0, max_digits=7, decimal_places=2, error_messages=AMOUNT_ERRORS
+    amount = PoundsField(
+        label="Amount in pounds",
+        min_value=0,
+        max_value=MAX_AMOUNT,
+        max_digits=7,
+        decimal_places=2,
+        error_messages=AMOUNT_ERRORS,
     )
     line = forms.ModelChoiceField(
         label="What was it for?",

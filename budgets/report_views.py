@@ -25,6 +25,7 @@ from budgets.holder_views import one_time_key
 from budgets.services import BudgetError
 from config.exports import csv_response
 from config.formatting import format_date, format_pence
+from config.forms import PoundsField
 from ledger.exceptions import LedgerError
 
 
@@ -178,7 +179,7 @@ class FunderPaymentForm(QuarterCleaning, forms.Form):
         label="ICB it paid", error_messages={"required": ICB_INVALID, "invalid_choice": ICB_INVALID}
     )
     quarter = quarter_field("Quarter it pays for")
-    amount = forms.DecimalField(
+    amount = PoundsField(
         label="Amount in pounds",
         min_value=0,
         max_digits=11,

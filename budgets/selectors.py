@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage import selectors as plan_selectors
+from brokerage.models import PlanStatus
 from budgets.models import Budget, BudgetAccount, BudgetLine, PaymentKind, PaymentRun, PaymentRunItem, ScheduledPayment
 from ledger.models import Account
 
@@ -187,6 +188,9 @@ def held_balance(budget: Budget, holder) -> int:
     return row[0].account.posted_balance if row else 0
 
 
+REVIEWED = (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.SUSPENDED, PlanStatus.STOPPING)
+
+
 def overdue_reviews(user, today=None):
     """Open reviews past their due date for the budgets this user may see (the coordinator's people; the ICB's
     for an approver), oldest first."""
@@ -195,7 +199,12 @@ def overdue_reviews(user, today=None):
     today = today or timezone.localdate()
     return (
         Review.objects.filter(
-            completed_on__isnull=True, due_on__lt=today, budget__plan__in=plan_selectors.plans_visible_to(user)
+            completed_on__isnull=True,
+            due_on__lt=today,
+            budget__plan__in=plan_selectors.plans_visible_to(user),
+            # A version replaced by a new one (or a closed budget) leaves its open review behind: only live
+            # budgets are reviewed, so the person is not listed twice.
+            budget__plan__status__in=REVIEWED,
         )
         .select_related("budget__plan__person")
         .order_by("due_on", "id")
@@ -255,3 +264,14 @@ def holder_work(user, today=None) -> dict:
         .order_by("due_on", "id")
     )
     return {"held": budgets_held_by(organisation).count(), "returns": list(returns[:20])}
+
+
+def budgets_found(query: str = "") -> QuerySet[Budget]:
+    """Every budget (finance and auditors read them all), newest version first for each person, matching the
+    person's name or NHS number when `query` is given."""
+    budgets = Budget.objects.select_related("plan__person")
+    if query:
+        budgets = budgets.filter(plan_selectors.person_search(query, path="plan__person__"))
+    return budgets.order_by(
+        "plan__person__family_name", "plan__person__given_name", "plan__person_id", "-plan__version"
+    )

@@ -194,13 +194,13 @@ def _fund_notice_period(budget, plan, accounts, notice, extra: int, acting_user)
 
 def _open_accounts(budget: Budget, plan: CarePlan) -> dict:
     wanted = {"held:icb": ("Funds held by the ICB", AccountKind.ASSET, True)}
-    for purpose, money in (
-        ("funding:icb", plan.funding_icb),
-        ("funding:local-authority", plan.funding_local_authority),
-        ("funding:contribution", plan.funding_contribution),
+    for purpose, money, name in (
+        ("funding:icb", plan.funding_icb, "Funding from the ICB"),
+        ("funding:local-authority", plan.funding_local_authority, "Funding from the local authority"),
+        ("funding:contribution", plan.funding_contribution, "The person's contribution"),
     ):
         if money.amount > 0:
-            wanted[purpose] = (f"Funding: {purpose.split(':')[1].replace('-', ' ')}", AccountKind.EQUITY, False)
+            wanted[purpose] = (name, AccountKind.EQUITY, False)
     if plan.contingency_amount.amount > 0:
         wanted["contingency"] = ("Contingency (ring-fenced)", AccountKind.ASSET, True)
     for line in plan.lines.select_related("third_party_holder"):

@@ -28,6 +28,7 @@ urlpatterns = [
     ),
     path("held/", holder_views.held_budgets, name="held"),
     path("held/<int:pk>/", holder_views.held_budget, name="held-budget"),
+    path("finance/budgets/", views.budget_list, name="budget-list"),
     path("finance/invoices/", views.invoices, name="invoices"),
     path("finance/invoices/<int:pk>/reject/", views.invoice_reject, name="invoice-reject"),
     path("budgets/<int:pk>/invoices/new/", views.invoice_record, name="invoice-record"),

@@ -7,6 +7,7 @@ import datetime
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +19,8 @@ from budgets import invoices as invoice_services
 from budgets import payment_runs as runs
 from budgets import selectors, services
 from budgets.models import Budget, DirectPaymentAccount, Invoice, PaymentRun, RunStatus
+from config.formatting import format_date
+from config.forms import PoundsField
 
 
 class SetUpForm(forms.Form):
@@ -52,6 +55,7 @@ def budget_set_up(request: HttpRequest, plan_pk: int) -> HttpResponse:
         except services.BudgetError as exc:
             form.add_error(None, str(exc))
         else:
+            messages.success(request, f"The budget is set up from {format_date(budget.start_date)}.")
             return redirect("budgets:budget", pk=budget.pk)
     checking = request.method == "POST" and form.is_valid() and not confirmed
     return render(request, "budgets/set_up.jinja", {"plan": plan, "form": form, "checking": checking})
@@ -103,6 +107,16 @@ def require_finance_or_reader(request: HttpRequest) -> bool:
     if request.method in ("GET", "HEAD") and request.user.has_perm("ledger.view_account"):
         return False
     raise Http404
+
+
+@login_required
+def budget_list(request: HttpRequest) -> HttpResponse:
+    """Finance finds a budget by the person's name or NHS number, to record an invoice or read its figures."""
+    can_act = require_finance_or_reader(request)
+    query = request.GET.get("q", "").strip()[:100]
+    found = selectors.budgets_found(query)
+    page = Paginator(found, 25).get_page(request.GET.get("page"))
+    return render(request, "budgets/budget_list.jinja", {"page": page, "query": query, "can_act": can_act})
 
 
 @login_required
@@ -187,7 +201,7 @@ class InvoiceForm(forms.Form):
         label="Invoice date",
         error_messages={"required": "Enter the invoice date", "invalid": "Enter a real date, like 2026-12-28"},
     )
-    amount = forms.DecimalField(
+    amount = PoundsField(
         label="Amount in pounds",
         min_value=0,
         max_digits=10,
@@ -272,6 +286,9 @@ def invoice_record(request: HttpRequest, pk: int) -> HttpResponse:
                 invoice_date=data["invoice_date"],
                 amount_pence=int(data["amount"] * 100),
                 acting_user=request.user,
+            )
+            messages.success(
+                request, f"Invoice {data['invoice_number']} is recorded. Someone else approves it before it is paid."
             )
             return redirect("budgets:invoices")
         except services.BudgetError as exc:

@@ -75,6 +75,7 @@ class CreateTransferForm(forms.Form):
     )
     code = forms.RegexField(
         label="Kind of movement",
+        help_text="A short code the ledger files it under, for example bank_charge, interest or correction",
         regex=r"^[a-z][a-z0-9_]{0,39}$",
         initial="bank_charge",
         error_messages={"required": "Enter the kind of movement", "invalid": "Use lower-case letters, digits and _"},

@@ -121,7 +121,21 @@ def _plausible(day: datetime.date) -> datetime.date:
     return day
 
 
+# Files people pick by mistake, by their first bytes: said by name rather than by what is wrong inside them.
+NOT_A_STATEMENT = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"%PDF": "a PDF",
+    b"PK\x03\x04": "a spreadsheet or zip file (save the sheet as CSV)",
+    b"\xd0\xcf\x11\xe0": "an old Excel or Word file (save it as CSV)",
+}
+NOT_AN_EXPORT = "This file is {kind}, not a bank statement export: download the statement as CSV or OFX"
+
+
 def _refuse_nul(data: bytes) -> None:
+    for magic, kind in NOT_A_STATEMENT.items():
+        if data.startswith(magic):
+            raise ImportRefused([(0, NOT_AN_EXPORT.format(kind=kind))])
     # PostgreSQL text cannot hold NUL, and no bank's text export has one.
     at = data.find(b"\x00")
     if at >= 0:

@@ -48,6 +48,7 @@ LIST_PAGES: dict[str, list[tuple[Role, str]]] = {
     "budgets:my-budgets": [(Role.REPRESENTATIVE, "")],
     "budgets:held": [(Role.THIRD_PARTY_STAFF, "")],
     "budgets:invoices": [(Role.FINANCE_OFFICER, "")],
+    "budgets:budget-list": [(Role.FINANCE_OFFICER, ""), (Role.AUDITOR, "?q=Robson")],
     "budgets:payment-runs": [(Role.FINANCE_OFFICER, "")],
     "budgets:card-payments": [(Role.FINANCE_OFFICER, "")],
     "budgets:phb-return": [(Role.FINANCE_OFFICER, "")],

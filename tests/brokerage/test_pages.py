@@ -147,6 +147,22 @@ def test_section_forms_show_an_error_summary_and_lose_nothing(client, crew):
     assert "Enter an amount in pounds and pence" in page and "cannot be negative" in page
     plan.refresh_from_db()
     assert plan.budget.amount == 12000
+    review_before = plan.first_review_date
+    past = post(
+        client,
+        "brokerage:plan-section",
+        {
+            "care_coordinator": crew["coordinator"].pk,
+            "health_monitor": "Dr Patel",
+            "first_review_date": "2020-01-01",
+            "notice_period_days": "28",
+        },
+        pk=plan.pk,
+        section="coordination",
+    ).content.decode()
+    assert "There is a problem" in past and "The first review date must be today or in the future" in past
+    plan.refresh_from_db()
+    assert plan.first_review_date == review_before
 
 
 def test_approver_returns_then_approves_and_broker_records_agreement(client, crew):

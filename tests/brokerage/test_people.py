@@ -102,6 +102,12 @@ def test_a_broker_adds_a_person_with_a_spaced_nhs_number(client):
     assert "943 476 5919" in page
     again = client.post(reverse("brokerage:person-add"), {**data, "nhs_number": "9434765918"}).content.decode()
     assert "Enter a valid NHS number" in again and "<title>Error:" in again
+    for postcode in ("NE1 3DXXXXXXX", "12345", "NE1"):
+        refused = client.post(reverse("brokerage:person-add"), {**data, "postcode": postcode}).content.decode()
+        assert "Enter a real postcode, like NE1 4LP" in refused and "<title>Error:" in refused
+    assert Person.objects.count() == 1
+    client.post(reverse("brokerage:person-add"), {**data, "nhs_number": "4010232137", "postcode": " ne13dx "})
+    assert Person.objects.get(nhs_number="4010232137").postcode == "NE1 3DX"
 
 
 @pytest.mark.parametrize("role", [Role.PATIENT, Role.FINANCE_OFFICER, Role.ICB_APPROVER])

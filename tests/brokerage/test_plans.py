@@ -10,7 +10,7 @@ from accounts.roles import Role
 from brokerage import exceptions as errors
 from brokerage import selectors, services
 from brokerage import validation as v
-from brokerage.models import ConnectedPerson, PlanEvent, PlanStatus, Relationship
+from brokerage.models import ConnectedPerson, Person, PlanEvent, PlanStatus, Relationship
 from tests.brokerage.helpers import complete_plan, icb, make_person, service, team
 from tests.factories import user_with_role
 
@@ -355,6 +355,7 @@ def test_a_variation_is_a_new_version_approved_again_and_the_old_stays_unchanged
         services.plan_item_remove(plan=old, acting_user=crew["broker"], item=old.lines.first())
     services.plan_submit(plan=new, acting_user=crew["broker"])
     services.plan_approve(plan=new, acting_user=crew["approver"])
+    Person.objects.filter(pk=crew["person"].pk).update(care_coordinator=None, health_monitor="Not named")
     services.plan_record_agreement(
         plan=new,
         acting_user=crew["broker"],
@@ -364,6 +365,9 @@ def test_a_variation_is_a_new_version_approved_again_and_the_old_stays_unchanged
     )
     old.refresh_from_db()
     assert old.status == PlanStatus.ACTIVE  # its budget keeps paying until the new version's is set up
+    crew["person"].refresh_from_db()  # the person's record names whom the agreed plan names
+    assert crew["person"].care_coordinator_id == new.care_coordinator_id == crew["coordinator"].pk
+    assert crew["person"].health_monitor == new.health_monitor
     services.plan_start_setting_up(plan=new, acting_user=crew["coordinator"])
     old.refresh_from_db()
     assert old.status == PlanStatus.VARIED

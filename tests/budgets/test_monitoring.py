@@ -59,6 +59,16 @@ def complete(review, crew, decision="no_change", reasons="", day=None):
     )
 
 
+def test_an_open_review_of_a_version_replaced_since_is_no_longer_listed_as_overdue(live):
+    with at(datetime.date(2027, 2, 1)):
+        monitoring.monitoring_run()
+    first = Review.objects.get()
+    with at(datetime.date(2027, 3, 10)):
+        assert list(selectors.overdue_reviews(live["coordinator"])) == [first]
+        CarePlan.objects.filter(pk=live["plan"].pk).update(status=PlanStatus.VARIED)  # a new version took over
+        assert list(selectors.overdue_reviews(live["coordinator"])) == []
+
+
 def test_the_first_review_is_due_3_months_after_the_first_payment_then_yearly(live):
     with at(datetime.date(2027, 2, 1)):
         monitoring.monitoring_run()

@@ -29,7 +29,32 @@ def test_broker_checks_then_sets_up_the_budget_and_sees_it_by_line(client, agree
     assert plan.status == PlanStatus.SETTING_UP
     page = client.get(done["Location"]).content.decode()
     assert "£6,032.00" in page and "£464.00" in page  # nursing planned, and its first period committed
+    assert "The budget is set up from 1 December 2026." in page
+    assert "ledger account" not in page and ">Accounts<" not in page  # the ledger's codes are for finance
     assert client.get(url).status_code == 404  # cannot be set up twice
+    client.force_login(agreed["finance"])
+    assert "ledger account budget:" in client.get(done["Location"]).content.decode()
+
+
+def test_finance_finds_a_budget_by_name_or_nhs_number_to_record_an_invoice(client, agreed):
+    from budgets import services
+
+    budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"])
+    person = agreed["person"]
+    url = reverse("budgets:budget-list")
+    client.force_login(agreed["finance"])
+    invoices = client.get(reverse("budgets:invoices")).content.decode()
+    assert f'href="{url}"' in invoices
+    for query in (person.family_name.upper(), person.nhs_number_display, person.nhs_number):
+        found = client.get(url, {"q": query}).content.decode()
+        assert "1 budget for" in found, query
+        assert reverse("budgets:invoice-record", kwargs={"pk": budget.pk}) in found
+    assert "0 budgets for" in client.get(url, {"q": "Nobody Like This"}).content.decode()
+    client.force_login(user_with_role(Role.AUDITOR))
+    read_only = client.get(url, {"q": person.family_name}).content.decode()
+    assert "1 budget for" in read_only and "invoices/new/" not in read_only
+    client.force_login(agreed["broker"])
+    assert client.get(url).status_code == 404
 
 
 def test_bad_start_dates_are_explained(client, agreed):

@@ -148,6 +148,8 @@ def test_a_purchase_with_a_receipt_is_recorded_flagged_and_served_only_to_those_
     )
     flagged = DirectPaymentSpend.objects.get(idempotency_key__endswith=":c")
     assert flagged.flag == SpendFlag.PROHIBITED
+    banner = client.get(f"/my/budgets/{budget.pk}/transactions/").content.decode()  # shown once, after the redirect
+    assert "Recorded: £6.00 paid to Harmony Singers. Your care coordinator will check it" in banner
 
     partner = ConnectedPerson.objects.create(
         person=mine["plan"].person,

@@ -24,6 +24,7 @@ from budgets.card_payments import card_payment_refund, stripe_balance_account
 from budgets.ending import icb_bank_account
 from budgets.models import HolderBankAccount, PayoutMethod
 from budgets.payments import StripeGateway
+from config.formatting import format_date
 from ledger import matching, reconciliation
 from ledger.models import CashAccount, CsvMapping, Match, StatementLine, StatementSource, Transfer
 from ledger.statements_import import ImportRefused, statement_import
@@ -238,6 +239,10 @@ def test_the_fetch_page_is_for_finance_only_and_explains_bad_dates_and_outages(c
     down = client.post(url, {"start": today.isoformat(), "end": today.isoformat()})
     assert down.status_code == 200 and "Stripe could not be reached" in down.content.decode()
     monkeypatch.undo()
+
+    nothing = client.post(url, {"start": today.isoformat(), "end": today.isoformat()}, follow=True).content.decode()
+    assert f"Stripe has no movements from {format_date(today)} to {format_date(today)}" in nothing
+    assert "there was nothing to fetch" in nothing and "nhsuk-error-summary" not in nothing
 
     fake_payments.payout(700)
     done = client.post(url, {"start": today.isoformat(), "end": today.isoformat()}, follow=True)

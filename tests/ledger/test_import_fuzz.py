@@ -519,6 +519,11 @@ def test_files_that_are_not_bank_statements_say_what_they_are():
         parse_ofx(sgml("request"))
     with pytest.raises(ImportRefused, match=r"NUL character .* UTF-16"):  # it used to say the columns were missing
         parse_csv((HSBC_HEAD + b"2026-10-01,x,y,1.00\n").decode().encode("utf-16-le"), HSBC)
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(40)
+    with pytest.raises(ImportRefused, match="This file is a PNG image, not a bank statement export"):
+        parse_csv(png, HSBC)
+    with pytest.raises(ImportRefused, match="This file is a PDF, not a bank statement export"):
+        parse_ofx(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 
 
 def test_an_ofx_amount_that_is_not_a_number_is_named_in_words():
