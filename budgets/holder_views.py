@@ -28,6 +28,18 @@ AMOUNT_ERRORS = {
 MAX_AMOUNT = Decimal("50000.00")
 
 
+def spend_amount() -> PoundsField:
+    """What was paid, by the person or a holder: up to £50,000 at a time."""
+    return PoundsField(
+        label="Amount in pounds",
+        min_value=0,
+        max_value=MAX_AMOUNT,
+        max_digits=7,
+        decimal_places=2,
+        error_messages=AMOUNT_ERRORS,
+    )
+
+
 def one_time_key() -> str:
     """Rendered into each money form once: posting the same form twice records it once."""
     return uuid.uuid4().hex
@@ -40,14 +52,7 @@ class HolderSpendForm(forms.Form):
         help_text="For example 2026-12-15",
         error_messages={"required": "Enter the date paid", "invalid": "Enter a real date, like 2026-12-15"},
     )
-    amount = PoundsField(
-        label="Amount in pounds",
-        min_value=0,
-        max_value=MAX_AMOUNT,
-        max_digits=7,
-        decimal_places=2,
-        error_messages=AMOUNT_ERRORS,
-    )
+    amount = spend_amount()
     line = forms.ModelChoiceField(
         label="What it paid for",
         queryset=None,

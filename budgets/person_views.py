@@ -15,11 +15,10 @@ from django.utils import timezone
 
 from brokerage.models import ConnectedPerson
 from budgets import charts, dp_invoices, person_selectors, selectors, spending
-from budgets.holder_views import AMOUNT_ERRORS, MAX_AMOUNT, one_time_key
+from budgets.holder_views import one_time_key, spend_amount
 from budgets.models import Budget, DirectPaymentInvoice, DirectPaymentSpend
 from budgets.services import BudgetError
 from config.formatting import format_pence
-from config.forms import PoundsField
 from providers.models import Provider, ServiceCategory
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -139,14 +138,7 @@ class PurchaseForm(forms.Form):
         help_text="For example 2026-12-15",
         error_messages={"required": "Enter the date you paid", "invalid": "Enter a real date, like 2026-12-15"},
     )
-    amount = PoundsField(
-        label="Amount in pounds",
-        min_value=0,
-        max_value=MAX_AMOUNT,
-        max_digits=7,
-        decimal_places=2,
-        error_messages=AMOUNT_ERRORS,
-    )
+    amount = spend_amount()
     line = forms.ModelChoiceField(
         label="What was it for?",
         queryset=None,
@@ -256,14 +248,7 @@ class PayInvoiceForm(forms.Form):
     invoice_number = forms.CharField(
         label="Invoice number", max_length=60, error_messages={"required": "Enter the invoice number"}
     )
-    amount = PoundsField(
-        label="Amount in pounds",
-        min_value=0,
-        max_value=MAX_AMOUNT,
-        max_digits=7,
-        decimal_places=2,
-        error_messages=AMOUNT_ERRORS,
-    )
+    amount = spend_amount()
     line = forms.ModelChoiceField(
         label="What was it for?",
         queryset=None,
