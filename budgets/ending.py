@@ -466,10 +466,8 @@ def recovery_reconsider(*, recovery: Recovery, evidence: str, acting_user) -> Re
     return recovery
 
 
-def can_decide(recovery: Recovery, user) -> bool:
-    return user.pk != recovery.issued_by_id and (
-        user.has_perm("budgets.write_off") or user.has_perm("brokerage.approve_careplan", recovery.budget.plan)
-    )
+# A reconsideration is decided by the same people who may approve a notice: never its author (rule 4).
+can_decide = can_approve
 
 
 def recovery_decide(
