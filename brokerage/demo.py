@@ -274,7 +274,6 @@ def build_plan(*, person, broker, rng, services_by_category, holder, today) -> C
         plan=plan,
         acting_user=broker,
         section="payments",
-        payment_amount=Money((budget / 13).quantize(Decimal("0.01")), "GBP"),
         payment_frequency="four_weekly",
         contingency_amount=Money(budget - total, "GBP"),
         contingency_description="The agency covers if the personal assistant is ill or on holiday.",

@@ -14,8 +14,10 @@ from accounts.models import Organisation, OrganisationKind, User
 from accounts.roles import Role
 from brokerage.models import (
     NHS_NUMBER_INVALID,
+    PERIODS_A_YEAR,
     ActorKind,
     Capacity,
+    CarePlan,
     Cohort,
     ManagementType,
     PaymentFrequency,
@@ -27,6 +29,7 @@ from brokerage.models import (
     validate_nhs_number,
 )
 from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem, representative_problems
+from config.formatting import format_pence
 from config.forms import PoundsField
 from providers.models import Provider, Service, ServiceCategory
 
@@ -185,14 +188,12 @@ class BudgetForm(forms.Form):
 
 
 class PaymentsForm(forms.Form):
-    payment_amount = pounds(
-        "Payment amount", help_text="Each direct-payment instalment, for example four weeks' support paid in advance"
-    )
     payment_frequency = forms.ChoiceField(
         label="How often is it paid?",
         choices=PaymentFrequency.choices,
         widget=forms.RadioSelect,
         initial=PaymentFrequency.FOUR_WEEKLY,
+        help_text="Each payment is worked out from the support lines paid as a direct payment or by a third party",
     )
     contingency_amount = pounds("Contingency amount", help_text="Set aside for emergencies; kept in its own account")
     contingency_description = forms.CharField(
@@ -202,6 +203,15 @@ class PaymentsForm(forms.Form):
         help_text="What happens if support breaks down, for example a carer is ill",
         error_messages={"required": "Describe the contingency plan"},
     )
+
+    def __init__(self, *args, plan: CarePlan, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each choice says what it would pay, so the broker sees the instalment before choosing (rule 2).
+        yearly = [total for _, total in plan.paid_out_a_year()]
+        self.fields["payment_frequency"].choices = [
+            (value, f"{label}: {format_pence(sum(total // PERIODS_A_YEAR[value] for total in yearly))} each payment")
+            for value, label in PaymentFrequency.choices
+        ]
 
 
 class RiskForm(forms.Form):

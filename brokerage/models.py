@@ -274,6 +274,14 @@ class PaymentFrequency(models.TextChoices):
     ANNUAL = "annual", "Once a year"
 
 
+PERIODS_A_YEAR = {
+    PaymentFrequency.FOUR_WEEKLY: 13,
+    PaymentFrequency.MONTHLY: 12,
+    PaymentFrequency.QUARTERLY: 4,
+    PaymentFrequency.ANNUAL: 1,
+}
+
+
 class ManagementType(models.TextChoices):
     NOTIONAL = "notional", "Notional budget (the ICB holds the money)"
     THIRD_PARTY = "third_party", "Third-party budget (an independent organisation holds it)"
@@ -370,6 +378,33 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     @property
     def funding_total(self) -> Money:
         return self.funding_icb + self.funding_local_authority + self.funding_contribution
+
+    def paid_out_a_year(self) -> list[tuple[str, int]]:
+        """Pence a year paid out in instalments, by payee: the direct-payment lines together, and each third-party
+        holder's lines together. Notional lines are paid by the ICB to providers and are not instalments."""
+        annual: dict[int | None, list] = {}  # by holder (None: the direct payment): [payee, pence a year]
+        for line in self.lines.select_related("third_party_holder"):
+            if line.management_type == ManagementType.DIRECT_PAYMENT:
+                payee = annual.setdefault(None, ["the direct-payment account", 0])
+            elif line.management_type == ManagementType.THIRD_PARTY and line.third_party_holder_id:
+                payee = annual.setdefault(line.third_party_holder_id, [line.third_party_holder.name, 0])
+            else:
+                continue
+            payee[1] += int(line.annual_cost.amount * 100)
+        return [(name, total) for name, total in annual.values()]
+
+    def payments_per_period(self, frequency: str = "") -> list[tuple[str, Money]]:
+        """Each instalment by payee, as the budget's schedule will pay it: the year in equal instalments, the
+        year's last one taking the rounding."""
+        periods = PERIODS_A_YEAR.get(frequency or self.payment_frequency)
+        if not periods:
+            return []
+        return [(name, Money(Decimal(total // periods) / 100, "GBP")) for name, total in self.paid_out_a_year()]
+
+    @property
+    def payment_per_period(self) -> Money:
+        """The plan's payment amount (rule 2): worked out from its lines, so it is what will be paid."""
+        return sum((amount for _, amount in self.payments_per_period()), Money(0, "GBP"))
 
     @property
     def is_editable(self) -> bool:

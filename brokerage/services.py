@@ -34,7 +34,7 @@ from config.formatting import format_date
 SECTION_FIELDS = {
     "about": {"about_me"},
     "budget": {"indicative_budget", "budget", "funding_icb", "funding_local_authority", "funding_contribution"},
-    "payments": {"payment_amount", "payment_frequency", "contingency_amount", "contingency_description"},
+    "payments": {"payment_frequency", "contingency_amount", "contingency_description"},
     "coordination": {"care_coordinator", "health_monitor", "first_review_date", "notice_period_days"},
 }
 
@@ -409,6 +409,8 @@ def plan_transition(*, plan: CarePlan, name: str, acting_user, reasons: str = ""
         raise errors.TransitionRefused(errors.NOT_READY.format(problems=problems))
     assert has_transition_perm(method, acting_user)  # the same checks, as django-fsm-2 itself makes them
     from_status = plan.status
+    if name == "submit":  # the payment amount is worked out from the lines (rule 2) and recorded as submitted
+        changes.setdefault("payment_amount", plan.payment_per_period)
     try:
         with transaction.atomic():
             for field, value in changes.items():

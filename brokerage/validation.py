@@ -40,7 +40,7 @@ OVER_BUDGET_WITH_CONTINGENCY = (
     "The support ({total}) and the contingency ({contingency}) come to {both} a year, more than the budget of "
     "{budget}: reduce one of them or ask an approver for an exception"
 )
-PAYMENT_MISSING = "Enter the payment amount and how often it is paid"
+PAYMENT_MISSING = "Choose how often the payments are made"
 CONTINGENCY_MISSING = "Describe the contingency plan"
 RISKS_MISSING = "Add at least one risk and how it is managed"
 COORDINATOR_MISSING = "Name the care coordinator"
@@ -127,7 +127,7 @@ def plan_problems(plan) -> list[Problem]:
                     ),
                 )
 
-    if plan.payment_amount.amount <= 0 or not plan.payment_frequency:
+    if not plan.payment_frequency:
         add("payments", PAYMENT_MISSING)
     if not plan.contingency_description.strip():
         add("payments", CONTINGENCY_MISSING)

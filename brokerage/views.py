@@ -38,7 +38,6 @@ MONEY_FIELDS = {
     "funding_icb",
     "funding_local_authority",
     "funding_contribution",
-    "payment_amount",
     "contingency_amount",
 }
 
@@ -279,7 +278,8 @@ def plan_section(request: HttpRequest, pk: int, section: str) -> HttpResponse:
     for name in form_class.base_fields:
         value = getattr(plan, name)
         initial[name] = value.amount if name in MONEY_FIELDS else value
-    form = form_class(request.POST or None, initial=initial)
+    extra = {"plan": plan} if form_class is forms.PaymentsForm else {}  # its choices show each one's instalment
+    form = form_class(request.POST or None, initial=initial, **extra)
     if request.method == "POST" and form.is_valid():
         values = {
             name: forms.as_money(value) if name in MONEY_FIELDS else value for name, value in form.cleaned_data.items()

@@ -16,6 +16,7 @@ from budgets import payments
 from budgets.models import BudgetAccount, BudgetLine, DirectPaymentInvoice, DirectPaymentInvoiceStatus, PayoutMethod
 from budgets.services import BudgetError
 from budgets.spending import CONNECTED_REFUSED, NOT_ENOUGH, check_spend
+from config.formatting import format_pence
 from ledger import services as ledger
 from ledger.exceptions import InsufficientFunds
 from ledger.models import Transfer
@@ -23,15 +24,12 @@ from ledger.models import Transfer
 NO_PAYEE_DETAILS = "This provider has no bank details or connected account yet, so it cannot be paid from here"
 
 
-def dp_invoice_pay(
-    *, budget, line: BudgetLine, provider, invoice_number: str, amount_pence: int, key: str, acting_user
-) -> DirectPaymentInvoice:
+def dp_invoice_check(*, budget, line: BudgetLine, provider, invoice_number: str, amount_pence: int) -> str:
+    """Whether the invoice can be paid: raises BudgetError saying why not, or returns how it would be paid. The
+    person's form asks before its check step, so a refusal shows where they typed, not after they confirmed."""
     check_spend(
         budget, line, amount_pence, ManagementType.DIRECT_PAYMENT, "Choose one of this budget's direct-payment lines"
     )
-    existing = DirectPaymentInvoice.objects.filter(idempotency_key=key).first()
-    if existing is not None:  # the same confirmation sent twice (a double click): one payment
-        return existing
     # Rule 12 holds when paying too: the line's kind of service may need a registered provider.
     registration = line.plan_line.category.requires_registration
     if not provider.active or (registration and not provider.holds_registration(registration)):
@@ -52,6 +50,21 @@ def dp_invoice_pay(
         raise BudgetError(NO_PAYEE_DETAILS)
     if DirectPaymentInvoice.objects.filter(provider=provider, invoice_number=invoice_number).exists():
         raise BudgetError(f"Invoice {invoice_number} from {provider.name} has already been paid or is being paid")
+    held = BudgetAccount.objects.select_related("account").get(budget=budget, purpose="held:direct-payment").account
+    if amount_pence > held.available_balance:  # the ledger refuses it too when it is posted; this says so first
+        raise BudgetError(f"{NOT_ENOUGH}: {format_pence(max(held.available_balance, 0))} is free to spend")
+    return method
+
+
+def dp_invoice_pay(
+    *, budget, line: BudgetLine, provider, invoice_number: str, amount_pence: int, key: str, acting_user
+) -> DirectPaymentInvoice:
+    existing = DirectPaymentInvoice.objects.filter(idempotency_key=key, budget=budget).first()
+    if existing is not None:  # the same confirmation sent twice (a double click): one payment
+        return existing
+    method = dp_invoice_check(
+        budget=budget, line=line, provider=provider, invoice_number=invoice_number, amount_pence=amount_pence
+    )
     held = BudgetAccount.objects.get(budget=budget, purpose="held:direct-payment").account_id
     with transaction.atomic():
         invoice = DirectPaymentInvoice.objects.create(

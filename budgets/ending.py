@@ -25,10 +25,15 @@ import datetime
 import logging
 
 import pghistory
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
+from accounts.roles import Role
+from accounts.tasks import send_email
 from brokerage import services as plans
 from brokerage.models import CarePlan, PlanStatus
 from budgets import letters
@@ -326,7 +331,7 @@ def recovery_propose(
                 raise EndingError(problem)
             if budget.recoveries.filter(status=RecoveryStatus.PROPOSED, from_balance=True).exists():
                 raise EndingError(BALANCE_NOTICE_WAITING)
-        return Recovery.objects.create(
+        recovery = Recovery.objects.create(
             budget=budget,
             reasons=reasons.strip(),
             amount_pence=amount_pence,
@@ -339,6 +344,36 @@ def recovery_propose(
             surplus_alert=surplus_alert if surplus_alert is not None and surplus_alert.budget_id == budget.pk else None,
             status=RecoveryStatus.PROPOSED,
         )
+        transaction.on_commit(lambda: _ask_for_approval(recovery))
+    return recovery
+
+
+def _ask_for_approval(recovery: Recovery) -> None:
+    """Email everyone who may approve the notice (the dashboards list it too), so it does not wait unseen."""
+    candidates = User.objects.filter(
+        is_active=True,
+        organisation_id=recovery.budget.plan.person.icb_id,
+        role_memberships__role__in=[Role.FINANCE_MANAGER, Role.ICB_APPROVER],
+    ).distinct()
+    recipients = sorted(user.email for user in candidates if can_approve(recovery, user))
+    if not recipients:
+        return
+    person = recovery.budget.plan.person
+    link = settings.SITE_URL.rstrip("/") + reverse(
+        "budgets:recovery", kwargs={"pk": recovery.budget_id, "recovery_pk": recovery.pk}
+    )
+    send_email.defer(
+        subject=f"A recovery notice for {person.full_name} needs your approval",
+        body=(
+            f"{recovery.issued_by.full_name} has written a notice asking for {format_pence(recovery.amount_pence)} "
+            f"back from {person.full_name}'s personal health budget, to be paid by "
+            f"{format_date(recovery.deadline)}.\n\n"
+            f"Reasons: {recovery.reasons}\n\n"
+            "Nothing is booked and no letter goes out until someone other than its author approves it. "
+            f"Approve it or turn it down here:\n{link}\n"
+        ),
+        to=recipients,
+    )
 
 
 def can_approve(recovery: Recovery, user) -> bool:

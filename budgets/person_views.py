@@ -147,7 +147,12 @@ class PurchaseForm(forms.Form):
         help_text="Choose the part of your plan it paid for",
     )
     category = forms.ModelChoiceField(
-        label="Kind of purchase (optional)", queryset=ServiceCategory.objects.order_by("name"), required=False
+        label="Kind of purchase (optional)",
+        # What the budget cannot pay for comes last and says so (rule 10): recording one is honest, and sends it
+        # for review rather than passing it as an ordinary purchase.
+        queryset=ServiceCategory.objects.filter(active=True).order_by("is_prohibited", "name"),
+        required=False,
+        help_text="Kinds of purchase the budget cannot pay for are marked: if you record one, it will be reviewed",
     )
     connected_person = forms.ModelChoiceField(
         label="Is the person you paid a family member or friend named in your plan?",
@@ -166,6 +171,9 @@ class PurchaseForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["line"].queryset = _dp_lines(budget)
         self.fields["line"].label_from_instance = lambda line: line.plan_line.description
+        self.fields["category"].label_from_instance = lambda category: (
+            f"{category.name} (the budget cannot pay for this)" if category.is_prohibited else category.name
+        )
         self.fields["connected_person"].queryset = ConnectedPerson.objects.filter(
             person_id=budget.plan.person_id
         ).select_related("provider")
@@ -282,22 +290,24 @@ def pay_invoice(request: HttpRequest, pk: int) -> HttpResponse:
     step = request.POST.get("step", "details")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if step == "confirm":
-            try:
-                invoice = dp_invoices.dp_invoice_pay(
-                    budget=budget,
-                    line=data["line"],
-                    provider=data["provider"],
-                    invoice_number=data["invoice_number"],
-                    amount_pence=int(data["amount"] * 100),
-                    key=f"person:{budget.pk}:{data['key']}",
-                    acting_user=request.user,
+        invoice = {
+            "budget": budget,
+            "line": data["line"],
+            "provider": data["provider"],
+            "invoice_number": data["invoice_number"],
+            "amount_pence": int(data["amount"] * 100),
+        }
+        try:
+            if step == "confirm":
+                paid = dp_invoices.dp_invoice_pay(
+                    **invoice, key=f"person:{budget.pk}:{data['key']}", acting_user=request.user
                 )
-                return redirect("budgets:my-invoice", pk=budget.pk, invoice_pk=invoice.pk)
-            except BudgetError as exc:
-                form.add_error(None, str(exc))
-        else:
+                return redirect("budgets:my-invoice", pk=budget.pk, invoice_pk=paid.pk)
+            # Checked before the check step too, so a refusal shows where they typed, not after they confirm.
+            dp_invoices.dp_invoice_check(**invoice)
             return render(request, "budgets/person/pay_invoice_check.jinja", {"budget": budget, "form": form})
+        except BudgetError as exc:
+            form.add_error(None, str(exc))
     return render(request, "budgets/person/pay_invoice.jinja", {"budget": budget, "form": form})
 
 

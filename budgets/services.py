@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from brokerage import services as plans
-from brokerage.models import CarePlan, ManagementType, PaymentFrequency, PlanStatus
+from brokerage.models import PERIODS_A_YEAR, CarePlan, ManagementType, PaymentFrequency, PlanStatus
 from budgets.models import (
     Budget,
     BudgetAccount,
@@ -32,13 +32,6 @@ from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.models import AccountKind
 from ledger.services import TransferRequest
-
-PERIODS_A_YEAR = {
-    PaymentFrequency.FOUR_WEEKLY: 13,
-    PaymentFrequency.MONTHLY: 12,
-    PaymentFrequency.QUARTERLY: 4,
-    PaymentFrequency.ANNUAL: 1,
-}
 
 
 class BudgetError(Exception):

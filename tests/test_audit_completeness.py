@@ -251,7 +251,6 @@ def test_every_web_action_and_read_is_attributed_to_the_named_user(client, setti
         broker,
         f"{plan_url}payments/",
         {
-            "payment_amount": "923.08",
             "payment_frequency": "four_weekly",
             "contingency_amount": "500",
             "contingency_description": "Agency cover",

@@ -149,7 +149,6 @@ def complete_plan(*, person: Person, broker, coordinator=None):
         plan=plan,
         acting_user=broker,
         section="payments",
-        payment_amount=Money("923.08", "GBP"),
         payment_frequency="four_weekly",
         contingency_amount=Money(572, "GBP"),
         contingency_description="If Karen is ill, Tyne Home Care covers mornings.",

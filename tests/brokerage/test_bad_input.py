@@ -20,7 +20,6 @@ FORMS = {
         "funding_contribution",
     ],
     ("brokerage:plan-section", "payments"): [
-        "payment_amount",
         "payment_frequency",
         "contingency_amount",
         "contingency_description",

@@ -99,7 +99,6 @@ def test_broker_builds_and_submits_a_plan_through_the_pages(client, crew):
         client,
         "brokerage:plan-section",
         {
-            "payment_amount": "923.08",
             "payment_frequency": "four_weekly",
             "contingency_amount": "500",
             "contingency_description": "Agency cover",

@@ -47,7 +47,6 @@ def test_an_empty_plan_lists_everything_rule_2_requires(crew):
         v.OUTCOMES_MISSING,
         v.LINES_MISSING,
         v.BUDGET_MISSING,
-        v.PAYMENT_MISSING,
         v.CONTINGENCY_MISSING,
         v.RISKS_MISSING,
         v.COORDINATOR_MISSING,

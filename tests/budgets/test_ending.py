@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from accounts.roles import Role
 from brokerage import services as plans
@@ -402,6 +403,21 @@ def test_a_notice_is_booked_and_sent_only_once_someone_other_than_its_author_app
     assert "£20.00" in client.get(f"/my/budgets/{budget.pk}/").content.decode()
     with pytest.raises(IntegrityError), transaction.atomic():  # rule 4 holds in the database too
         Recovery.objects.filter(pk=recovery.pk).update(approved_by=live["finance"])
+
+
+def test_proposing_a_notice_emails_everyone_who_may_approve_it_but_its_author(
+    live, clock, django_capture_on_commit_callbacks
+):
+    other_icb = user_with_role(Role.FINANCE_MANAGER, organisation=icb("Another ICB"))
+    with django_capture_on_commit_callbacks(execute=True):
+        recovery = ending.recovery_propose(**proposal(live, acting_user=live["manager"]))
+    (email,) = ProcrastinateJob.objects.filter(task_name="accounts.send_email")
+    expected = {live["approver"].email, live["approver2"].email, live["manager2"].email}
+    assert set(email.args["to"]) == expected  # not its author, nor a finance officer, nor another ICB's manager
+    assert live["manager"].email not in email.args["to"] and other_icb.email not in email.args["to"]
+    assert email.args["subject"] == "A recovery notice for Joan Robson needs your approval"
+    assert "£20.00 back from Joan Robson's personal health budget" in email.args["body"]
+    assert f"/budgets/{live['budget'].pk}/recoveries/{recovery.pk}/" in email.args["body"]
 
 
 def test_a_notice_not_approved_is_kept_with_its_reasons_and_a_late_one_cannot_be_approved(live, clock):

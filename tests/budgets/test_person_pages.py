@@ -20,6 +20,7 @@ from budgets.models import (
     ScheduledPayment,
     SpendFlag,
 )
+from config.formatting import format_pence
 from ledger.models import Account
 from ledger.verification import ledger_verify
 from providers.models import Provider, ServiceCategory
@@ -136,6 +137,12 @@ def test_a_purchase_with_a_receipt_is_recorded_flagged_and_served_only_to_those_
     assert download["Content-Type"] == "application/pdf" and "attachment" in download["Content-Disposition"]
 
     alcohol = ServiceCategory.objects.filter(is_prohibited=True).first()
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", form)
+    marked = [option for option in options if option.endswith("(the budget cannot pay for this)")]
+    assert f"{html.escape(alcohol.name)} (the budget cannot pay for this)" in marked
+    assert len(marked) == ServiceCategory.objects.filter(is_prohibited=True, active=True).count()
+    allowed = ServiceCategory.objects.filter(is_prohibited=False, active=True)
+    assert options.index(marked[0]) > max(options.index(html.escape(category.name)) for category in allowed)
     client.post(
         url,
         {
@@ -277,6 +284,22 @@ def test_bad_invoice_details_get_clear_errors(client, mine):
     ).content.decode()
     assert "does not hold enough" in too_much or "no bank details" in too_much
     assert not DirectPaymentInvoice.objects.exists()
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_an_invoice_the_account_cannot_cover_is_refused_before_the_check_step(client, mine):
+    budget, provider = mine["budget"], mine["dp_line"].plan_line.provider
+    Provider.objects.filter(pk=provider.pk).update(stripe_account_id="acct_1HarmonySingers")
+    client.force_login(mine["patient"])
+    url = f"/my/budgets/{budget.pk}/invoices/pay/"
+    body = {"provider": provider.pk, "invoice_number": "BIG", "line": mine["dp_line"].pk, "key": "d", "step": "details"}
+    free = format_pence(dp_available(budget))
+    page = client.post(url, {**body, "amount": "40000.00"}).content.decode()
+    assert f"The direct-payment account does not hold enough for this: {free} is free to spend" in page
+    assert "nhsuk-error-summary" in page and "Check before you pay" not in page
+    fits = client.post(url, {**body, "amount": "5.00"}).content.decode()
+    assert "nhsuk-error-summary" not in fits and "Check before you pay" in fits
+    assert not DirectPaymentInvoice.objects.exists()  # checking pays nothing
 
 
 def test_a_representative_sees_exactly_the_budgets_they_act_for(client, mine):
