@@ -23,7 +23,7 @@ from accounts.forms import (
     SignInForm,
     code_throttled,
 )
-from accounts.roles import Role
+from accounts.roles import PERSON_ROLES, Role
 from accounts.selectors import dashboard_for
 
 
@@ -91,6 +91,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     role = request.user.primary_role
     if role is None:
         return render(request, "accounts/no_role.jinja")
+    if request.user.roles <= PERSON_ROLES:
+        # A patient, representative or nominee has one place to go: the budget (their dashboard only linked to it).
+        return redirect("budgets:my-budgets")
     return redirect("accounts:role-dashboard", role=role.value)
 
 

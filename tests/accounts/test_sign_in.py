@@ -9,7 +9,7 @@ from accounts.forms import ENTER_EMAIL, ENTER_PASSWORD, SIGN_IN_FAILED
 from accounts.mfa import needs_two_factor
 from accounts.middleware import LAST_SEEN_KEY
 from accounts.models import User
-from accounts.roles import Role
+from accounts.roles import PERSON_ROLES, Role
 from tests.factories import TEST_PASSWORD, UserFactory, user_with_role
 from tests.mfa import authenticator_for, current_code
 
@@ -26,8 +26,8 @@ def sign_in(client, email, password=TEST_PASSWORD):
     return response
 
 
-@pytest.mark.parametrize("role", list(Role))
-def test_each_role_lands_on_its_own_dashboard(client, role):
+@pytest.mark.parametrize("role", [role for role in Role if role not in PERSON_ROLES])
+def test_each_staff_role_lands_on_its_own_dashboard(client, role):
     user = user_with_role(role)
     response = sign_in(client, user.email)
     assert response.status_code == 302
@@ -151,3 +151,18 @@ def test_pages_send_a_nonce_based_content_security_policy(client):
     page = response.content.decode()
     # Every script on the page carries the nonce, including the one inside NHS.UK's own template.
     assert page.count("<script") == page.count(f'nonce="{nonce}"') >= 2
+
+
+def test_people_with_only_a_patient_representative_or_nominee_role_land_on_their_budgets(client):
+    for role in PERSON_ROLES:
+        client.logout()
+        response = sign_in(client, user_with_role(role).email)
+        response = client.get(response["Location"], follow=True)
+        assert response.redirect_chain[-1][0] == reverse("budgets:my-budgets")
+        assert "There is no budget to show yet" in response.content.decode()
+        assert f"{role.label} dashboard" in client.get(f"/dashboard/{role.value}/").content.decode()  # still there
+    both = UserFactory(roles=[Role.CARE_BROKER, Role.PATIENT])  # staff who are also a patient keep their work
+    client.force_login(both)
+    assert client.get(reverse("accounts:dashboard"))["Location"] == reverse(
+        "accounts:role-dashboard", kwargs={"role": "care_broker"}
+    )

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.mfa import needs_two_factor
 from accounts.models import User
-from accounts.roles import Role
+from accounts.roles import PERSON_ROLES, Role
 from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll, axe_violations
 from tests.factories import TEST_PASSWORD, user_with_role
 from tests.mfa import authenticator_for, current_code
@@ -34,6 +34,11 @@ def sign_in(page: Page, base_url: str, email: str, password: str = TEST_PASSWORD
 def test_each_role_signs_in_lands_on_its_dashboard_and_signs_out(live_server, page: Page, role):
     user = user_with_role(role)
     sign_in(page, live_server.url, user.email)
+    if role in PERSON_ROLES:  # their one place to go: the budget (none yet for this user)
+        expect(page).to_have_url(re.compile(r"/my/$"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("Budgets")
+        assert_accessible(page)
+        page.goto(live_server.url + f"/dashboard/{role.value}/")
     expect(page).to_have_url(re.compile(rf"/dashboard/{role.value}/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{role.label} dashboard")
     expect(page.get_by_role("navigation", name="Account")).to_contain_text(user.full_name)
