@@ -106,7 +106,10 @@ class LineForm(forms.Form):
         help_text="Leave empty for an item that is not in the directory",
     )
     description = forms.CharField(
-        label="What the support is", max_length=300, error_messages={"required": "Enter what the support is"}
+        label="What the support is",
+        max_length=300,
+        required=False,
+        help_text="Leave empty to use the name of the service chosen from the directory",
     )
     category = forms.ModelChoiceField(
         label="Category", queryset=None, required=False, help_text="Needed when no service is chosen"
@@ -159,6 +162,11 @@ class LineForm(forms.Form):
     def clean(self):
         data = super().clean()
         service = data.get("service")
+        if not data.get("description") and "description" not in self.errors:
+            if service is not None:
+                data["description"] = service.name
+            else:
+                self.add_error("description", "Enter what the support is")
         if service is None and data.get("category") is None:
             self.add_error("category", "Select a category, or choose a service from the directory")
         if service is not None and data.get("category") not in (None, service.category):

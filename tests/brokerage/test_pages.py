@@ -52,10 +52,17 @@ def test_broker_builds_and_submits_a_plan_through_the_pages(client, crew):
         pk=plan.pk,
     )
     outcome = plan.outcomes.get()
+    leisure = nursing.category.__class__.objects.get(name="Leisure and wellbeing").pk
+    unnamed = post(
+        client,
+        "brokerage:plan-support",
+        {"action": "add_line", "outcome": outcome.pk, "category": leisure, "management_type": "direct_payment"},
+        pk=plan.pk,
+    ).content.decode()
+    assert "Enter what the support is" in unnamed and not plan.lines.exists()  # no service to name it after
     for line in [
         {
-            "service": nursing.pk,
-            "description": "District nursing",
+            "service": nursing.pk,  # no description: the service's name is used
             "management_type": "notional",
             "frequency": "2 visits a week",
             "quantity": "104",
@@ -70,7 +77,7 @@ def test_broker_builds_and_submits_a_plan_through_the_pages(client, crew):
         },
         {
             "description": "Singing lessons",
-            "category": nursing.category.__class__.objects.get(name="Leisure and wellbeing").pk,
+            "category": leisure,
             "management_type": "direct_payment",
             "frequency": "weekly",
             "quantity": "50",
@@ -81,7 +88,11 @@ def test_broker_builds_and_submits_a_plan_through_the_pages(client, crew):
             client, "brokerage:plan-support", {"action": "add_line", "outcome": outcome.pk, **line}, pk=plan.pk
         )
         assert response.status_code == 302, response.content.decode()[:3000]
-    assert plan.lines.count() == 3
+    assert sorted(plan.lines.values_list("description", flat=True)) == [
+        "District nursing visit",
+        "PA mornings",
+        "Singing lessons",
+    ]
     post(
         client,
         "brokerage:plan-section",
