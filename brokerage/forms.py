@@ -30,7 +30,7 @@ from brokerage.models import (
 )
 from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem, representative_problems
 from config.formatting import format_pence
-from config.forms import PoundsField
+from config.forms import DateField, PoundsField
 from providers.models import Provider, Service, ServiceCategory
 
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
@@ -239,10 +239,10 @@ class CoordinationForm(forms.Form):
         help_text="For example their GP or specialist nurse",
         error_messages={"required": "Enter who monitors the person's health"},
     )
-    first_review_date = forms.DateField(
+    first_review_date = DateField(
         label="First review date",
-        help_text="For example 2027-02-15",
-        error_messages={"required": "Enter the first review date", "invalid": "Enter a real date, like 2027-02-15"},
+        help_text="For example, 15 2 2027",
+        error_messages={"required": "Enter the first review date", "invalid": "Enter a real date, like 15 2 2027"},
     )
     notice_period_days = forms.IntegerField(
         label="Notice period in days",
@@ -296,9 +296,9 @@ class AgreementForm(forms.Form):
         help_text="The person, or their representative",
         error_messages={"required": "Enter who agreed the plan"},
     )
-    agreed_on = forms.DateField(
+    agreed_on = DateField(
         label="Date they agreed",
-        error_messages={"required": "Enter the date they agreed", "invalid": "Enter a real date, like 2026-11-24"},
+        error_messages={"required": "Enter the date they agreed", "invalid": "Enter a real date, like 24 11 2026"},
     )
     icb_signatory = forms.ModelChoiceField(
         label="ICB signatory", queryset=None, error_messages={"required": "Select the ICB signatory"}
@@ -362,12 +362,12 @@ class PersonForm(forms.Form):
         label="First name", max_length=100, error_messages={"required": "Enter the first name"}
     )
     family_name = forms.CharField(label="Last name", max_length=100, error_messages={"required": "Enter the last name"})
-    date_of_birth = forms.DateField(
+    date_of_birth = DateField(
         label="Date of birth",
-        help_text="For example 1960-05-17",
+        help_text="For example, 17 5 1960",
         error_messages={
             "required": "Enter the date of birth",
-            "invalid": "Enter a real date of birth, like 1960-05-17",
+            "invalid": "Enter a real date of birth, like 17 5 1960",
         },
     )
     address = forms.CharField(
@@ -439,7 +439,7 @@ class PersonForm(forms.Form):
 
 # --- People who act for the person, or are paid by them (rules 7 and 11) ------------------------------------
 
-DATE_INVALID = "Enter a real date, like 2026-11-24"
+DATE_INVALID = "Enter a real date, like 24 11 2026"
 
 
 class RepresentativeForm(forms.Form):
@@ -471,12 +471,12 @@ class RepresentativeForm(forms.Form):
         required=False,
         error_messages={"invalid_choice": "Select why a representative acts for them"},
     )
-    nominated_on = forms.DateField(
+    nominated_on = DateField(
         label="Date the person nominated them (nominees only)",
         required=False,
         error_messages={"invalid": DATE_INVALID},
     )
-    consent_recorded_on = forms.DateField(
+    consent_recorded_on = DateField(
         label="Date the nominee consented (nominees only)",
         required=False,
         error_messages={"invalid": DATE_INVALID},

@@ -36,7 +36,7 @@ from budgets.models import (
     StopReconsideration,
 )
 from budgets.services import BudgetError
-from config.forms import PoundsField
+from config.forms import DateField, PoundsField
 
 MAX_POUNDS = Decimal("1000000.00")
 AMOUNT_ERRORS = {
@@ -62,12 +62,12 @@ def _amount(label: str, *, required: bool = True, help_text: str = "") -> forms.
     )
 
 
-def _date(label: str, *, required: bool = True, help_text: str = "For example 2027-01-31") -> forms.DateField:
-    return forms.DateField(
+def _date(label: str, *, required: bool = True, help_text: str = "For example, 31 1 2027") -> DateField:
+    return DateField(
         label=label,
         help_text=help_text,
         required=required,
-        error_messages={"required": f"Enter the {label.lower()}", "invalid": "Enter a real date, like 2027-01-31"},
+        error_messages={"required": f"Enter the {label.lower()}", "invalid": "Enter a real date, like 31 1 2027"},
     )
 
 
@@ -188,7 +188,7 @@ def reduction_notice(request: HttpRequest, pk: int) -> HttpResponse:
 class RecoveryForm(forms.Form):
     reasons = _reasons("Why the money is asked back", help_text="The person reads these in the letter")
     amount = _amount("Amount to pay back")
-    deadline = _date("Date to pay by", help_text="For example 2027-01-31. Give a reasonable time to pay")
+    deadline = _date("Date to pay by", help_text="For example, 31 1 2027. Give a reasonable time to pay")
     addressee = forms.ChoiceField(
         label="Who must pay it back?",
         choices=Addressee.choices,
@@ -296,7 +296,7 @@ def recovery_new(request: HttpRequest, pk: int) -> HttpResponse:
 
 class RepaymentForm(forms.Form):
     amount = _amount("Amount received")
-    received_on = _date("Date received", help_text="For example 2027-01-15")
+    received_on = _date("Date received", help_text="For example, 15 1 2027")
     key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def clean_received_on(self):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from budgets import selectors, spending
 from budgets.models import Budget, HolderReturn, HolderSpend
 from budgets.services import BudgetError
-from config.forms import PoundsField
+from config.forms import DateField, PoundsField
 
 AMOUNT_ERRORS = {
     "required": "Enter the amount",
@@ -47,10 +47,10 @@ def one_time_key() -> str:
 
 class HolderSpendForm(forms.Form):
     payee = forms.CharField(label="Who was paid", max_length=200, error_messages={"required": "Enter who was paid"})
-    spent_on = forms.DateField(
+    spent_on = DateField(
         label="Date paid",
-        help_text="For example 2026-12-15",
-        error_messages={"required": "Enter the date paid", "invalid": "Enter a real date, like 2026-12-15"},
+        help_text="For example, 15 12 2026",
+        error_messages={"required": "Enter the date paid", "invalid": "Enter a real date, like 15 12 2026"},
     )
     amount = spend_amount()
     line = forms.ModelChoiceField(
@@ -77,15 +77,15 @@ class HolderSpendForm(forms.Form):
 
 
 class HolderReturnForm(forms.Form):
-    period_start = forms.DateField(
+    period_start = DateField(
         label="Start of the period",
-        help_text="For example 2026-10-01",
-        error_messages={"required": "Enter the start of the period", "invalid": "Enter a real date, like 2026-10-01"},
+        help_text="For example, 1 10 2026",
+        error_messages={"required": "Enter the start of the period", "invalid": "Enter a real date, like 1 10 2026"},
     )
-    period_end = forms.DateField(
+    period_end = DateField(
         label="End of the period",
-        help_text="For example 2026-12-31",
-        error_messages={"required": "Enter the end of the period", "invalid": "Enter a real date, like 2026-12-31"},
+        help_text="For example, 31 12 2026",
+        error_messages={"required": "Enter the end of the period", "invalid": "Enter a real date, like 31 12 2026"},
     )
     note = forms.CharField(
         label="Anything the ICB should know",

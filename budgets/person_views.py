@@ -19,6 +19,7 @@ from budgets.holder_views import one_time_key, spend_amount
 from budgets.models import Budget, DirectPaymentInvoice, DirectPaymentSpend
 from budgets.services import BudgetError
 from config.formatting import format_pence
+from config.forms import DateField
 from providers.models import Provider, ServiceCategory
 
 RECEIPT_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -133,10 +134,10 @@ def my_transactions(request: HttpRequest, pk: int) -> HttpResponse:
 
 class PurchaseForm(forms.Form):
     payee = forms.CharField(label="Who did you pay?", max_length=200, error_messages={"required": "Enter who you paid"})
-    spent_on = forms.DateField(
+    spent_on = DateField(
         label="Date paid",
-        help_text="For example 2026-12-15",
-        error_messages={"required": "Enter the date you paid", "invalid": "Enter a real date, like 2026-12-15"},
+        help_text="For example, 15 12 2026",
+        error_messages={"required": "Enter the date you paid", "invalid": "Enter a real date, like 15 12 2026"},
     )
     amount = spend_amount()
     line = forms.ModelChoiceField(

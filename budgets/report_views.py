@@ -25,7 +25,7 @@ from budgets.holder_views import one_time_key
 from budgets.services import BudgetError
 from config.exports import csv_response
 from config.formatting import format_date, format_pence
-from config.forms import PoundsField
+from config.forms import DateField, PoundsField
 from ledger.exceptions import LedgerError
 
 
@@ -193,10 +193,10 @@ class FunderPaymentForm(QuarterCleaning, forms.Form):
             "max_whole_digits": "The amount must be £100,000,000.00 or less",
         },
     )
-    received_on = forms.DateField(
+    received_on = DateField(
         label="Date received",
-        help_text="For example 2026-10-15",
-        error_messages={"required": "Enter the date received", "invalid": "Enter a real date, like 2026-10-15"},
+        help_text="For example, 15 10 2026",
+        error_messages={"required": "Enter the date received", "invalid": "Enter a real date, like 15 10 2026"},
     )
     reference = forms.CharField(
         label="Reference",

@@ -20,14 +20,14 @@ from budgets import payment_runs as runs
 from budgets import selectors, services
 from budgets.models import Budget, DirectPaymentAccount, Invoice, PaymentRun, RunStatus
 from config.formatting import format_date
-from config.forms import PoundsField
+from config.forms import DateField, PoundsField
 
 
 class SetUpForm(forms.Form):
-    start_date = forms.DateField(
+    start_date = DateField(
         label="Start date",
         help_text="The first payment is due on this date",
-        error_messages={"required": "Enter the start date", "invalid": "Enter a real date, like 2026-12-01"},
+        error_messages={"required": "Enter the start date", "invalid": "Enter a real date, like 1 12 2026"},
     )
 
     def clean_start_date(self):
@@ -87,10 +87,10 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class RunDateForm(forms.Form):
-    run_date = forms.DateField(
+    run_date = DateField(
         label="Pay everything due on or before",
-        help_text="For example 2026-12-01",
-        error_messages={"required": "Enter the date", "invalid": "Enter a real date, like 2026-12-01"},
+        help_text="For example, 1 12 2026",
+        error_messages={"required": "Enter the date", "invalid": "Enter a real date, like 1 12 2026"},
     )
 
 
@@ -197,9 +197,9 @@ class InvoiceForm(forms.Form):
     invoice_number = forms.CharField(
         label="Invoice number", max_length=60, error_messages={"required": "Enter the invoice number"}
     )
-    invoice_date = forms.DateField(
+    invoice_date = DateField(
         label="Invoice date",
-        error_messages={"required": "Enter the invoice date", "invalid": "Enter a real date, like 2026-12-28"},
+        error_messages={"required": "Enter the invoice date", "invalid": "Enter a real date, like 28 12 2026"},
     )
     amount = PoundsField(
         label="Amount in pounds",

@@ -90,7 +90,7 @@ TOMORROW = (datetime.date.today() + datetime.timedelta(days=2)).isoformat()
             "consent_recorded_on",
             errors.CONSENT_BEFORE_NOMINATION,
         ),
-        ("person", {**NOMINEE, "nominated_on": "2026-02-30"}, "nominated_on", "Enter a real date, like 2026-11-24"),
+        ("person", {**NOMINEE, "nominated_on": "2026-02-30"}, "nominated_on", "Enter a real date, like 24 11 2026"),
     ],
 )
 def test_rule_7_refusals_show_the_error_summary_and_record_nothing(client, crew, who, body, field, message):

@@ -15,6 +15,7 @@ from ledger import selectors as ledger_selectors
 from ledger.models import Account
 from tests.brokerage.helpers import agreed_crew
 from tests.browser.axe import assert_accessible
+from tests.browser.dates import fill_date
 from tests.browser.test_sign_in_journeys import sign_in
 from tests.budgets.test_payment_runs import add_bank_details
 from tests.factories import user_with_role
@@ -30,7 +31,7 @@ def test_set_up_first_payment_run_and_an_invoice_paid(live_server, page: Page):
 
     sign_in(page, base, crew["finance"].email)
     page.goto(f"{base}/plans/{crew['plan'].pk}/budget/set-up/")
-    page.get_by_label("Start date").fill(today.isoformat())
+    fill_date(page, "Start date", today)
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Set up the budget").click()
     expect(page).to_have_url(re.compile(r"/budgets/\d+/$"))
@@ -40,7 +41,7 @@ def test_set_up_first_payment_run_and_an_invoice_paid(live_server, page: Page):
     page.get_by_role("link", name="Record a provider invoice").click()
     page.get_by_label("Plan line").select_option(label="District nursing")
     page.get_by_label("Invoice number").fill("NN-2026-118")
-    page.get_by_label("Invoice date").fill(today.isoformat())
+    fill_date(page, "Invoice date", today)
     page.get_by_label("Amount in pounds").fill("450.00")
     page.get_by_role("button", name="Record invoice").click()
     expect(page.get_by_role("row", name=re.compile("NN-2026-118"))).to_contain_text("Someone else must approve it")
@@ -53,7 +54,7 @@ def test_set_up_first_payment_run_and_an_invoice_paid(live_server, page: Page):
     page.get_by_role("button", name="Approve invoice NN-2026-118").click()
     expect(page.get_by_role("row", name=re.compile("NN-2026-118"))).to_contain_text("Paid in the next payment run")
     page.get_by_role("link", name="Payment runs", exact=True).click()
-    page.get_by_label("Pay everything due on or before").fill(today.isoformat())
+    fill_date(page, "Pay everything due on or before", today)
     page.get_by_role("button", name="Prepare a payment run").click()
     expect(page.get_by_role("row", name=re.compile("JOAN ROBSON PHB"))).to_be_visible()
     expect(page.get_by_role("row", name=re.compile("TYNESIDE IUT"))).to_be_visible()

@@ -16,6 +16,7 @@ from ledger.models import Account
 from providers.models import Provider
 from tests.brokerage.helpers import agreed_crew
 from tests.browser.axe import assert_no_horizontal_scroll
+from tests.browser.dates import fill_date
 from tests.browser.test_card_payment import choose_contribution_and_amount, enter_card
 from tests.browser.test_plan_journey import Visited, key_fill, key_press
 from tests.budgets.test_card_payments import stripe_webhooks  # noqa: F401 - a fixture
@@ -23,12 +24,6 @@ from tests.budgets.test_person_pages import PDF, budget_in_use
 from tests.factories import TEST_PASSWORD, user_with_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def key_date(locator, day: datetime.date) -> None:
-    """A date input, typed the way a keyboard user does (Chromium's en-US order: month, day, year)."""
-    locator.focus()
-    locator.page.keyboard.type(day.strftime("%m%d%Y"))
 
 
 def test_a_representative_checks_the_budget_records_a_purchase_pays_an_invoice_and_pays_by_card(
@@ -72,7 +67,7 @@ def test_a_representative_checks_the_budget_records_a_purchase_pays_an_invoice_a
 
     key_press(page.get_by_role("link", name="Record a purchase or payment"))
     key_fill(page.get_by_label("Who did you pay?"), "Harmony Singers")
-    key_date(page.get_by_label("Date paid"), today)
+    fill_date(page, "Date paid", today, keyboard=True)
     key_fill(page.get_by_label("Amount in pounds"), "6.00")
     page.get_by_label("What was it for?").select_option(label="Singing for lung health")
     with page.expect_file_chooser() as chooser:  # the NHS file-upload button opens it from the keyboard too

@@ -1,6 +1,7 @@
 """Who acts for a person and who they pay, in Chromium with axe: a broker adds a nominee (after an error summary) and a
 connected spouse, ends the nominee's role, then an ICB approver approves paying the spouse with reasons."""
 
+import datetime
 import re
 
 import pytest
@@ -9,6 +10,7 @@ from playwright.sync_api import Page, expect
 from providers.models import Provider
 from tests.brokerage.helpers import make_person, team
 from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
+from tests.browser.dates import fill_date
 from tests.browser.test_sign_in_journeys import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -34,9 +36,10 @@ def test_adding_a_nominee_and_a_connected_spouse_and_approving_the_payment_are_a
     expect(page.get_by_role("alert")).to_contain_text("Enter the date the person nominated them")
     assert_accessible(page)
     page.get_by_role("link", name="Enter the date the nominee consented").click()
-    expect(page.get_by_label("Date the nominee consented (nominees only)")).to_be_focused()
-    page.get_by_label("Date the person nominated them (nominees only)").fill("2026-01-05")
-    page.get_by_label("Date the nominee consented (nominees only)").fill("2026-01-06")
+    consented = page.get_by_role("group", name="Date the nominee consented (nominees only)", exact=True)
+    expect(consented.get_by_label("Day", exact=True)).to_be_focused()  # the summary's link lands on the first box
+    fill_date(page, "Date the person nominated them (nominees only)", datetime.date(2026, 1, 5))
+    fill_date(page, "Date the nominee consented (nominees only)", datetime.date(2026, 1, 6))
     page.get_by_role("button", name="Add").click()
     expect(page.get_by_role("heading", level=3, name="Aisha Robson")).to_be_visible()
 

@@ -13,6 +13,7 @@ from accounts.models import OrganisationKind
 from brokerage.models import CarePlan, PlanStatus
 from tests.brokerage.helpers import make_person, service, team
 from tests.browser.axe import assert_accessible
+from tests.browser.dates import fill_date
 from tests.browser.test_sign_in_journeys import sign_in
 from tests.factories import OrganisationFactory
 
@@ -148,8 +149,8 @@ def test_broker_builds_submits_and_approver_returns_then_approves(live_server, p
 
     key_press(page.get_by_role("link", name="Payments and contingency"))
     visited.check()
-    key_fill(page.get_by_label("Payment amount"), "769.23")
-    key_choose(page, "Every 4 weeks, in advance")
+    # No amount to type: each choice says what it pays, worked out from the lines (£5,096 + £300 a year over 13).
+    key_press(page.get_by_label("Every 4 weeks, in advance: £415.07 each payment", exact=True), " ")
     key_fill(page.get_by_label("Contingency amount"), "400")
     key_fill(page.get_by_label("Contingency plan"), "Tyne Home Care covers if Karen is ill.")
     key_press(page.get_by_role("button", name="Save and continue"))
@@ -166,7 +167,7 @@ def test_broker_builds_submits_and_approver_returns_then_approves(live_server, p
     page.get_by_label("Care coordinator").select_option(label=crew["broker"].full_name)
     key_fill(page.get_by_label("Who monitors the person's health"), "Dr Patel, Grey Street Surgery")
     review = timezone.localdate() + datetime.timedelta(days=90)
-    key_fill(page.get_by_label("First review date"), review.strftime("%m%d%Y"))
+    fill_date(page, "First review date", review, keyboard=True)
     key_fill(page.get_by_label("Notice period in days"), "28")
     key_press(page.get_by_role("button", name="Save and continue"))
 
@@ -222,7 +223,7 @@ def test_broker_builds_submits_and_approver_returns_then_approves(live_server, p
     key_press(page.get_by_role("button", name="Record the person's agreement"))
     visited.check()
     key_fill(page.get_by_label("Who agreed the plan"), "Joan Robson")
-    key_fill(page.get_by_label("Date they agreed"), timezone.localdate().strftime("%m%d%Y"))
+    fill_date(page, "Date they agreed", timezone.localdate(), keyboard=True)
     page.get_by_label("ICB signatory").select_option(label=crew["approver2"].full_name)
     key_press(page.get_by_role("button", name="Record agreement"))
     expect(page.get_by_text("Agreed by Joan Robson")).to_be_visible()
