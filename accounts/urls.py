@@ -17,6 +17,7 @@ urlpatterns = [
         name="password-reset-confirm",
     ),
     path("password-reset/complete/", views.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
+    path("account/invitation/<uidb64>/<token>/", views.InvitationView.as_view(), name="invitation"),
     path("session/extend/", views.session_extend, name="session-extend"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/<slug:role>/", views.role_dashboard, name="role-dashboard"),

@@ -1,5 +1,5 @@
-"""Sign-in (with a one-time code for staff who approve or move money), sign-out, password reset, the idle-session
-extension and each role's dashboard."""
+"""Sign-in (with a one-time code for staff who approve or move money), sign-out, password reset, choosing a first
+password from an invitation, the idle-session extension and each role's dashboard."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from accounts import mfa
@@ -23,6 +26,7 @@ from accounts.forms import (
     SignInForm,
     code_throttled,
 )
+from accounts.invitations import INVITATION_DAYS, invitation_token_generator
 from accounts.roles import PERSON_ROLES, Role
 from accounts.selectors import dashboard_for
 
@@ -70,6 +74,49 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.jinja"
+
+
+INVITATION_SESSION_TOKEN = "_invitation_token"  # noqa: S105 - a session key, not a password
+PASSWORD_CHOSEN = "Your password is set. Sign in with your email address and the password you chose."  # noqa: S105
+
+
+class InvitationView(auth_views.PasswordResetConfirmView):
+    """An invitation to sign in (accounts.invitations): the invited person chooses their first password, then signs
+    in. Django's reset-confirm flow, with the invitation's own token and its own session key (a reset link opened in
+    the same browser does not spoil it); a used, expired or forged link says to ask for a new invitation."""
+
+    template_name = "accounts/invitation.jinja"
+    form_class = NewPasswordForm
+    token_generator = invitation_token_generator
+    success_url = reverse_lazy("accounts:sign-in")
+
+    @method_decorator(login_not_required)
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(never_cache)
+    def dispatch(self, request, *args, uidb64: str, token: str, **kwargs):
+        self.validlink = False
+        self.user = self.get_user(uidb64)
+        if self.user is not None and self.user.is_active:
+            if token == self.reset_url_token:
+                if self.token_generator.check_token(self.user, request.session.get(INVITATION_SESSION_TOKEN)):
+                    self.validlink = True
+                    return super(auth_views.PasswordResetConfirmView, self).dispatch(
+                        request, *args, uidb64=uidb64, token=token, **kwargs
+                    )
+            elif self.token_generator.check_token(self.user, token):
+                # Kept in the session and taken out of the address, so it cannot leak in a Referer header.
+                request.session[INVITATION_SESSION_TOKEN] = token
+                return redirect(request.path.replace(token, self.reset_url_token))
+        return self.render_to_response(self.get_context_data())
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "invitation_days": INVITATION_DAYS}
+
+    def form_valid(self, form):
+        form.save()
+        self.request.session.pop(INVITATION_SESSION_TOKEN, None)
+        messages.success(self.request, PASSWORD_CHOSEN)
+        return redirect(self.get_success_url())
 
 
 @require_POST

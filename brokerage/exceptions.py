@@ -29,6 +29,10 @@ class RecordRefused(BrokerageError):
         self.field = field  # the form field the message is about, if any
 
 
+class SignInRefused(RecordRefused):
+    """The person, representative or nominee cannot be invited to sign in so, or not by this user."""
+
+
 NOT_EDITABLE = "This plan is {status}: only a draft can be changed. Start a new version to change it."
 REASONS_REQUIRED = "Give your reasons"
 NOT_ALLOWED = "You cannot {action} this plan"
@@ -52,3 +56,18 @@ NECESSITY_NOT_NEEDED = (
     "Paying {provider} needs no necessity approval: they are not a spouse, partner or in the household"
 )
 NECESSITY_ALREADY = "Paying {provider} was already approved on {day}"
+
+# Invitations to sign in (brokerage.sign_ins).
+SIGN_IN_NOT_YOURS = "You cannot invite people to sign in for this person"
+SIGN_IN_ENDED = "{name} has stopped acting for this person, so they cannot be invited to sign in"
+SIGN_IN_ALREADY = "{name} already has a sign-in, {email}. If they have not signed in yet, send the invitation again"
+SIGN_IN_ALREADY_SIGNS_IN = (
+    "{name} already signs in as {email}. If they have forgotten their password, they can reset it from the sign-in page"
+)
+SIGN_IN_NONE_YET = "{name} has no sign-in yet: invite them first"
+SIGN_IN_STAFF = "{email} is a staff sign-in. Enter an email address that {name} uses for themselves"
+SIGN_IN_CLOSED = "The sign-in for {email} has been closed. Enter another email address, or ask an administrator"
+SIGN_IN_SOMEONE_ELSE = "{email} is already another person's own sign-in. Enter {name}'s own email address"
+SIGN_IN_THE_PERSON = "{email} is {person}'s own sign-in: they cannot also act for themselves"
+SIGN_IN_ACTS_ALREADY = "{email} already signs in to act for {person}"
+SIGN_IN_CHANGED_MEANWHILE = "Someone else has just changed this sign-in. Look at the page again before you try again"

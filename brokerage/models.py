@@ -179,7 +179,11 @@ class Representative(models.Model):
                 condition=Q(kind="nominee", consent_recorded_on__isnull=False, nominated_on__isnull=False)
                 | Q(kind="representative") & ~Q(basis=""),
                 name="representative_has_basis_nominee_has_consent",
-            )
+            ),
+            # Access follows `active` (the rules and selectors): a record with an end date must not still be active.
+            models.CheckConstraint(
+                condition=Q(active=False) | Q(ended_on__isnull=True), name="representative_ended_inactive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -221,6 +225,14 @@ class ConnectedPerson(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     necessity_reasons = models.TextField(blank=True)
+    # The last withdrawal of an approval (an ICB approver, with reasons). Withdrawing clears the approval above, so
+    # paying them is blocked again exactly as before it; the approval withdrawn is kept in this model's history
+    # (pghistory), and a later approval keeps these fields as the record of the last withdrawal.
+    necessity_withdrawn_on = models.DateField(null=True, blank=True)
+    necessity_withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    necessity_withdrawal_reasons = models.TextField(blank=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -236,6 +248,11 @@ class ConnectedPerson(models.Model):
             models.CheckConstraint(
                 condition=Q(necessity_approved_on__isnull=True) | ~Q(necessity_reasons=""),
                 name="necessity_approval_has_reasons",
+            ),
+            models.CheckConstraint(
+                condition=Q(necessity_withdrawn_on__isnull=True)
+                | (~Q(necessity_withdrawal_reasons="") & Q(necessity_withdrawn_by__isnull=False)),
+                name="necessity_withdrawal_has_reasons",
             ),
         ]
 
@@ -375,10 +392,6 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     def lines_total(self) -> Money:
         return sum((line.annual_cost for line in self.lines.all()), Money(0, "GBP"))
 
-    @property
-    def funding_total(self) -> Money:
-        return self.funding_icb + self.funding_local_authority + self.funding_contribution
-
     def paid_out_a_year(self) -> list[tuple[str, int]]:
         """Pence a year paid out in instalments, by payee: the direct-payment lines together, and each third-party
         holder's lines together. Notional lines are paid by the ICB to providers and are not instalments."""
@@ -405,6 +418,10 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     def payment_per_period(self) -> Money:
         """The plan's payment amount (rule 2): worked out from its lines, so it is what will be paid."""
         return sum((amount for _, amount in self.payments_per_period()), Money(0, "GBP"))
+
+    @property
+    def funding_total(self) -> Money:
+        return self.funding_icb + self.funding_local_authority + self.funding_contribution
 
     @property
     def is_editable(self) -> bool:
@@ -654,6 +671,42 @@ class Reconsideration(models.Model):
     @property
     def pending(self) -> bool:
         return not self.decision
+
+
+class InvitationKind(models.TextChoices):
+    NEW = "new", "A new sign-in was made"
+    LINKED = "linked", "An existing sign-in was linked"
+    RESENT = "resent", "The invitation was sent again"
+
+
+class SignInInvitation(models.Model):
+    """An invitation to sign in, for the person or for one of their representatives or nominees: who invited whom,
+    to which sign-in and email address, and when (brokerage.sign_ins). Never changed or deleted."""
+
+    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="sign_in_invitations")
+    representative = models.ForeignKey(
+        Representative,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sign_in_invitations",
+        help_text="Empty when the person themself was invited",
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    email = models.EmailField(help_text="Where the invitation was sent")
+    kind = models.CharField(max_length=10, choices=InvitationKind.choices)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["person", "-at"], name="sign_in_invitation_person_at")]
+        triggers = [
+            pgtrigger.Protect(name="sign_in_invitation_append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invited_by} invited {self.email} ({self.get_kind_display().lower()}) at {self.at:%Y-%m-%d %H:%M}"
 
 
 class RecordView(models.Model):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from accounts.roles import Role
 from brokerage.models import CarePlan, ConnectedPerson, Person, PlanStatus, Representative
+from config.formatting import format_date
 
 # Finance pays and reconciles every budget and auditors check it all, so both read every person's record. An
 # administrator manages users, roles, organisations and reference data (DESIGN.md §1): no one's care records.
@@ -43,9 +45,50 @@ def acting_for(person: Person) -> QuerySet[Representative]:
     return person.representatives.order_by("-active", "name", "id")
 
 
+def sign_in_status(user, invited_at) -> str:
+    """Whether someone can sign in to see the person's record, in words: "Signs in as …", "Invited on …, not signed
+    in yet", or "No sign-in"."""
+    if user is None:
+        return "No sign-in"
+    if not user.is_active:
+        return f"Sign-in closed ({user.email})"
+    if user.last_login is not None:
+        return f"Signs in as {user.email}"
+    if invited_at is not None:
+        return f"Invited on {format_date(timezone.localtime(invited_at))}, not signed in yet"
+    return f"Has a sign-in ({user.email}), not signed in yet"
+
+
+def sign_ins_for(person: Person) -> dict[int | None, dict]:
+    """Who may sign in to see the person's record: the person (key None), then each representative or nominee still
+    acting (key: their id), with their sign-in (or None), when they were last invited and that in words. A fixed
+    number of queries, however many have been invited."""
+    latest: dict[int | None, object] = {}
+    invitations = person.sign_in_invitations.order_by("-at", "-id").values_list("representative_id", "at")
+    for representative_id, at in invitations:
+        latest.setdefault(representative_id, at)
+    rows = {None: _sign_in_row(None, person.full_name, "The person", person.user, latest.get(None))}
+    for rep in person.representatives.filter(active=True).select_related("user").order_by("name", "id"):
+        rows[rep.pk] = _sign_in_row(rep, rep.name, rep.get_kind_display(), rep.user, latest.get(rep.pk))
+    return rows
+
+
+def _sign_in_row(representative, name: str, acts_as: str, user, invited_at) -> dict:
+    return {
+        "representative": representative,
+        "name": name,
+        "acts_as": acts_as,
+        "user": user,
+        "invited_at": invited_at,
+        "status": sign_in_status(user, invited_at),
+    }
+
+
 def connected_people(person: Person) -> QuerySet[ConnectedPerson]:
     """The payees close to the person (rule 11), with who approved paying them."""
-    return person.connected_people.select_related("provider", "necessity_approved_by").order_by("provider__name")
+    return person.connected_people.select_related(
+        "provider", "necessity_approved_by", "necessity_withdrawn_by"
+    ).order_by("provider__name")
 
 
 def representative_get(*, user, pk: int) -> Representative:
@@ -55,7 +98,7 @@ def representative_get(*, user, pk: int) -> Representative:
 def connected_person_get(*, user, pk: int) -> ConnectedPerson:
     return (
         ConnectedPerson.objects.filter(person__in=people_visible_to(user))
-        .select_related("person", "person__icb", "provider", "necessity_approved_by")
+        .select_related("person", "person__icb", "provider", "necessity_approved_by", "necessity_withdrawn_by")
         .get(pk=pk)
     )
 

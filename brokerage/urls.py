@@ -1,6 +1,6 @@
 from django.urls import path
 
-from brokerage import views
+from brokerage import person_edit_views, sign_in_views, views
 
 app_name = "brokerage"
 
@@ -8,12 +8,20 @@ urlpatterns = [
     path("people/", views.people, name="people"),
     path("people/add/", views.person_add, name="person-add"),
     path("people/<int:pk>/", views.person_detail, name="person"),
+    path("people/<int:pk>/change/", person_edit_views.person_change, name="person-change"),
     path("people/<int:pk>/plans/new/", views.plan_start, name="plan-start"),
     path("people/<int:pk>/acting-and-paid/", views.person_acting, name="person-acting"),
     path("people/<int:pk>/representatives/add/", views.representative_add, name="person-representative-add"),
     path("people/<int:pk>/connected-people/add/", views.connected_person_add, name="person-connected-add"),
     path("representatives/<int:pk>/end/", views.representative_end, name="representative-end"),
+    path("people/<int:pk>/sign-in/", sign_in_views.person_invite, name="person-invite"),
+    path("representatives/<int:pk>/sign-in/", sign_in_views.representative_invite, name="representative-invite"),
     path("connected-people/<int:pk>/necessity/", views.connected_person_necessity, name="connected-person-necessity"),
+    path(
+        "connected-people/<int:pk>/necessity/withdraw/",
+        person_edit_views.connected_person_withdraw,
+        name="connected-person-withdraw",
+    ),
     path("plans/<int:pk>/", views.plan_detail, name="plan"),
     path("plans/<int:pk>/needs-and-outcomes/", views.plan_needs, name="plan-needs"),
     path("plans/<int:pk>/support/", views.plan_support, name="plan-support"),

@@ -62,7 +62,11 @@ PERSON_PAGES: dict[str, PersonOf] = {
     "brokerage:person-representative-add": PERSON,
     "brokerage:person-connected-add": PERSON,
     "brokerage:representative-end": PersonOf("pk", "brokerage.Representative", "person_id"),
+    "brokerage:person-invite": PERSON,
+    "brokerage:representative-invite": PersonOf("pk", "brokerage.Representative", "person_id"),
     "brokerage:connected-person-necessity": PersonOf("pk", "brokerage.ConnectedPerson", "person_id"),
+    "brokerage:person-change": PERSON,
+    "brokerage:connected-person-withdraw": PersonOf("pk", "brokerage.ConnectedPerson", "person_id"),
     **{
         f"brokerage:{name}": PLAN
         for name in (
@@ -139,6 +143,7 @@ PERSON_PAGES: dict[str, PersonOf] = {
 # URL names with kwargs that do not identify one person's record, and why.
 NOT_PERSON_DATA: dict[str, str] = {
     "accounts:password-reset-confirm": "a reset token, not a record",
+    "accounts:invitation": "an invitation token, not a record",
     "accounts:role-dashboard": "a role's dashboard (lists)",
     "providers:provider": "a provider in the directory",
     "budgets:holder-bank": "a third-party holder organisation's bank details",

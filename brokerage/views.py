@@ -107,6 +107,7 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_start": can_start,
             "acting": selectors.acting_for(person).filter(active=True),
             "connected": selectors.connected_people(person),
+            "sign_ins": selectors.sign_ins_for(person),
         },
     )
 
@@ -134,6 +135,7 @@ def person_acting(request: HttpRequest, pk: int) -> HttpResponse:
             "person": person,
             "acting": selectors.acting_for(person),
             "connected": selectors.connected_people(person),
+            "sign_ins": selectors.sign_ins_for(person),
             "can_record": request.user.has_perm("brokerage.change_person", person),
             "can_approve": request.user.has_perm("brokerage.approve_necessity", person),
         },

@@ -63,7 +63,11 @@ PK_KINDS = {
     "brokerage:person-representative-add": "person",
     "brokerage:person-connected-add": "person",
     "brokerage:representative-end": "representative",
+    "brokerage:person-invite": "person",
+    "brokerage:representative-invite": "representative",
     "brokerage:connected-person-necessity": "connected_person",
+    "brokerage:person-change": "person",
+    "brokerage:connected-person-withdraw": "connected_person",
     **{
         f"brokerage:{name}": "plan"
         for name in (
@@ -162,6 +166,7 @@ FILLERS = {"fmt": ("csv", "xlsx"), "section": ("about",), "format": ("json",)}
 # Patterns with kwargs that are not objects of anyone's: reasons.
 NOT_OBJECTS = {
     "accounts:password-reset-confirm": "a signed token, not an id",
+    "accounts:invitation": "a signed token, not an id",
     "accounts:role-dashboard": "a role name; each dashboard checks its own permission",
 }
 # Query strings that get a page past its form to the object (a statement needs its period).

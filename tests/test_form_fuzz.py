@@ -42,6 +42,7 @@ from django.utils.http import urlsafe_base64_encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.invitations import invitation_token_generator
 from accounts.roles import Role
 from brokerage.models import ConnectedPerson, Representative
 from providers.models import Provider
@@ -73,12 +74,12 @@ SUCCESS_PAGES = {
 
 # Who opens each page and posts its forms: the first pattern that matches the URL name; None is signed out.
 USER_FOR = [
-    (r"accounts:(sign-in|password-reset.*)|accessibility|privacy", None),
+    (r"accounts:(sign-in|password-reset.*|invitation)|accessibility|privacy", None),
     (r"accounts:sign-in-code", "code_pending"),  # signed in with a password, the code still to enter
     (r"accounts:two-factor", "app_pending"),  # signed in with a password, the authenticator app still to set up
     (r"accounts:.*|home", "patient"),
     (r"providers:.*", "broker"),
-    (r"brokerage:(plan-decide|approvals|connected-person-necessity)", "approver"),
+    (r"brokerage:(plan-decide|approvals|connected-person-necessity|connected-person-withdraw)", "approver"),
     (r"brokerage:.*", "broker"),
     (r"budgets:(my-.*|card-pay|card-payment|receipt)", "patient"),
     (r"budgets:(monitoring|review)", "coordinator"),
@@ -131,7 +132,9 @@ def urls_for(name: str, world: dict) -> list[str]:
         "brokerage:person": world["draft"].person_id,
         "brokerage:plan-start": world["draft"].person_id,
         "brokerage:representative-end": world["nominee"].pk,
+        "brokerage:representative-invite": world["nominee"].pk,
         "brokerage:connected-person-necessity": world["spouse"].pk,
+        "brokerage:connected-person-withdraw": world["approved_partner"].pk,
         "brokerage:plan-decide": world["submitted"].pk,
         "brokerage:plan-agreement": world["approved"].pk,
         "brokerage:plan-reopen": world["approved"].pk,
@@ -152,6 +155,8 @@ def urls_for(name: str, world: dict) -> list[str]:
     kwargs = {param: by_param[param] for param in params - {"pk", "section"}}
     if "pk" in params:
         kwargs["pk"] = next(pk for prefix, pk in pk_by_prefix.items() if name.startswith(prefix))
+    if name == "accounts:invitation":  # an invitation's own token (a reset token does not open it)
+        kwargs["token"] = invitation_token_generator.make_token(world["patient"])
     if name in QUERY:
         return [reverse(name, kwargs=kwargs) + QUERY[name]]
     if "section" in params:
@@ -305,6 +310,16 @@ def world(django_db_setup, django_db_blocker):
             relationship="spouse",
             recorded_by=world["broker"],
         )
+        # A partner whose payment is approved, so the page withdrawing that approval shows its form.
+        world["approved_partner"] = ConnectedPerson.objects.create(
+            person=person,
+            provider=Provider.objects.create(name="Jo Partner", kind="personal_assistant"),
+            relationship="partner",
+            recorded_by=world["broker"],
+            necessity_approved_on=datetime.date(2026, 1, 7),
+            necessity_approved_by=world["approver"],
+            necessity_reasons="No agency covers the village before 7am",
+        )
         world["code_pending"] = user_with_role(Role.FINANCE_OFFICER, organisation=world["icb"])
         authenticator_for(world["code_pending"])
         world["app_pending"] = user_with_role(Role.FINANCE_OFFICER, organisation=world["icb"])
@@ -455,6 +470,7 @@ def test_random_posts_never_answer_a_server_error(world, name):
 # Pages the seeded world must show with a POST form; if one drops out (the world no longer reaches its state), its
 # form would quietly stop being fuzzed.
 FORM_PAGES = {
+    "accounts:invitation",
     "accounts:password-reset",
     "accounts:password-reset-confirm",
     "accounts:session-extend",
@@ -462,8 +478,11 @@ FORM_PAGES = {
     "accounts:sign-in-code",
     "accounts:two-factor",
     "brokerage:connected-person-necessity",
+    "brokerage:connected-person-withdraw",
     "brokerage:person-add",
+    "brokerage:person-change",
     "brokerage:person-connected-add",
+    "brokerage:person-invite",
     "brokerage:person-representative-add",
     "brokerage:plan-agreement",
     "brokerage:plan-check",
@@ -474,6 +493,7 @@ FORM_PAGES = {
     "brokerage:plan-section",
     "brokerage:plan-support",
     "brokerage:representative-end",
+    "brokerage:representative-invite",
     "budgets:card-pay",
     "budgets:card-payment",
     "budgets:dedicated-account",

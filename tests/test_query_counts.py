@@ -84,6 +84,7 @@ NOT_LISTS = {
     "accounts:password-reset": "a form",
     "accounts:password-reset-done": "a static page",
     "accounts:password-reset-confirm": "a form behind a signed token",
+    "accounts:invitation": "a form behind a signed token",
     "accounts:password-reset-complete": "a static page",
     "accounts:session-extend": "a POST that extends the session",
     "accounts:dashboard": "a redirect to the role's dashboard",
