@@ -11,11 +11,11 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from brokerage.models import ConnectedPerson, ManagementType
+from brokerage.models import ManagementType
 from budgets import payments
 from budgets.models import BudgetAccount, BudgetLine, DirectPaymentInvoice, DirectPaymentInvoiceStatus, PayoutMethod
 from budgets.services import BudgetError
-from budgets.spending import CONNECTED_REFUSED, NOT_ENOUGH, check_spend
+from budgets.spending import CONNECTED_REFUSED, NOT_ENOUGH, blocked_connection, check_spend
 from config.formatting import format_pence
 from ledger import services as ledger
 from ledger.exceptions import InsufficientFunds
@@ -39,8 +39,7 @@ def dp_invoice_check(*, budget, line: BudgetLine, provider, invoice_number: str,
             if provider.active
             else f"{provider.name} is no longer in the directory, so it cannot be paid"
         )
-    connected = ConnectedPerson.objects.filter(person_id=budget.plan.person_id, provider=provider).first()
-    if connected is not None and connected.blocked:
+    if blocked_connection(budget, provider):
         raise BudgetError(CONNECTED_REFUSED)
     if provider.stripe_account_id:
         method = PayoutMethod.CONNECT
@@ -120,6 +119,22 @@ def dp_invoice_send(*, invoice: DirectPaymentInvoice, acting_user) -> None:
         return
     DirectPaymentInvoice.objects.filter(pk=invoice.pk).update(gateway_transfer_id=transfer.id)
     dp_invoice_settle(invoice=invoice, acting_user=acting_user)
+
+
+NO_LONGER_APPROVED = "Not paid: {reason}. The money is back in the direct-payment account"
+
+
+def dp_invoice_release(*, invoice: DirectPaymentInvoice, reason: str, acting_user) -> None:
+    """An invoice waiting for a payment run that can no longer be paid: the reservation is released (the money is
+    free to spend again) and the invoice is marked failed with the reason, once."""
+    with transaction.atomic():
+        invoice = DirectPaymentInvoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status != DirectPaymentInvoiceStatus.QUEUED:
+            return
+        ledger.pending_void(key=f"{invoice.ledger_key}:release", pending=_reservation(invoice), acting_user=acting_user)
+        invoice.status = DirectPaymentInvoiceStatus.FAILED
+        invoice.failure = NO_LONGER_APPROVED.format(reason=reason)[:500]
+        invoice.save(update_fields=["status", "failure"])
 
 
 def dp_invoice_settle(*, invoice: DirectPaymentInvoice, acting_user) -> DirectPaymentInvoice:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from brokerage.models import ManagementType, PlanStatus
 from budgets.models import BudgetLine, Invoice, InvoiceStatus
 from budgets.services import PERIODS_A_YEAR, BudgetError, period_dates, split
+from budgets.spending import CONNECTED_REFUSED, blocked_connection
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger
 from ledger.models import Phase, Transfer
@@ -32,6 +33,8 @@ def invoice_record(
         raise BudgetError(INVOICE_TOO_LARGE)
     if invoice_date < line.budget.start_date:
         raise BudgetError(f"The invoice is dated before the budget started on {line.budget.start_date:%-d %B %Y}")
+    if blocked_connection(line.budget, provider):
+        raise BudgetError(CONNECTED_REFUSED)
     try:
         with transaction.atomic():
             return Invoice.objects.create(
@@ -49,6 +52,8 @@ def invoice_record(
 def invoice_approve(*, invoice: Invoice, acting_user) -> Invoice:
     if invoice.recorded_by_id == acting_user.pk:
         raise BudgetError(SAME_PERSON)
+    if blocked_connection(invoice.budget_line.budget, invoice.provider):  # the approval may have been withdrawn
+        raise BudgetError(CONNECTED_REFUSED)
     updated = Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.RECORDED).update(
         status=InvoiceStatus.APPROVED, approved_by=acting_user
     )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from brokerage.models import PlanStatus
 from budgets import bacs, payments
 from budgets.cash import run_item_cash_out
-from budgets.dp_invoices import dp_invoice_settle
+from budgets.dp_invoices import dp_invoice_release, dp_invoice_settle
 from budgets.invoices import invoice_pay
 from budgets.models import (
     DirectPaymentAccount,
@@ -34,6 +34,7 @@ from budgets.models import (
     ScheduledPayment,
 )
 from budgets.services import PAYABLE, BudgetError, scheduled_payment_pay
+from budgets.spending import blocked_connection
 from ledger.exceptions import LedgerError
 
 NOT_THE_AUTHOR = "You created this payment run, so someone else must approve it"
@@ -104,9 +105,25 @@ def anything_due(run_date: datetime.date) -> bool:
     return any(waiting.exists() for waiting in _waiting(run_date))
 
 
+NEEDS_NECESSITY = "paying {payee} needs the ICB's approval that it is necessary (rule 11)"
+
+
+def left_out_reason(item: ScheduledPayment | Invoice) -> str:
+    """Why a payment run left this out, in a sentence for the run's page."""
+    if isinstance(item, Invoice):
+        what = f"Invoice {item.invoice_number} from {item.provider.name}"
+        if blocked_connection(item.budget_line.budget, item.provider):
+            return f"{what}: {NEEDS_NECESSITY.format(payee=item.provider.name)}"
+    else:
+        what = f"The payment due on {item.due_on:%-d %B %Y} for budget {item.budget_id}"
+    return f"{what}: the payee has no bank details or connected account yet"
+
+
 def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[PaymentRun, list]:
     """Gather every due payment of a live budget and every approved invoice not yet in a run. Returns the run
-    and what was left out because the payee has no bank details or connected account yet."""
+    and what was left out (`left_out_reason` says why): the payee has no bank details or connected account yet,
+    or paying them needs a necessity approval (rule 11) that is missing or was withdrawn. A direct-payment invoice
+    to such a payee is not paid: its reservation is released, so the person can spend the money."""
     with transaction.atomic():
         # Locked, and skipped if another run is gathering them right now: a payment joins one run only.
         due, invoices, person_invoices = (
@@ -130,11 +147,15 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
             _add_item(run, payee, net, reference, scheduled_payment=payment)
         for invoice in invoices:
             payee = _payee_for_invoice(invoice)
-            if payee is None:
+            if payee is None or blocked_connection(invoice.budget_line.budget, invoice.provider):
                 left_out.append(invoice)
                 continue
             _add_item(run, payee, invoice.amount_pence, invoice.invoice_number[:18], invoice=invoice)
         for person_invoice in person_invoices:  # paid from a direct payment; the money is already reserved
+            if blocked_connection(person_invoice.budget, person_invoice.provider):
+                reason = NEEDS_NECESSITY.format(payee=person_invoice.provider.name)
+                dp_invoice_release(invoice=person_invoice, reason=reason, acting_user=acting_user)
+                continue
             payee = _payee_for_invoice(person_invoice)
             _add_item(
                 run, payee, person_invoice.amount_pence, person_invoice.invoice_number[:18], dp_invoice=person_invoice
@@ -143,11 +164,20 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
 
 
 def no_longer_payable(run: PaymentRun) -> list[str]:
-    """The people whose budgets stopped being payable since the run was prepared (suspended, stopping...)."""
+    """The people whose budgets stopped being payable since the run was prepared (suspended, stopping...), and the
+    payees whose necessity approval (rule 11) was withdrawn since."""
+    names = []
+    invoices = run.items.select_related(
+        "invoice__provider", "invoice__budget_line__budget__plan", "dp_invoice__provider", "dp_invoice__budget__plan"
+    ).filter(Q(invoice__isnull=False) | Q(dp_invoice__isnull=False))
+    for item in invoices:
+        invoice = item.invoice or item.dp_invoice
+        budget = invoice.budget_line.budget if item.invoice_id else invoice.budget
+        if blocked_connection(budget, invoice.provider):
+            names.append(f"{invoice.provider.name} ({NEEDS_NECESSITY.format(payee='them')})")
     items = run.items.select_related(
         "scheduled_payment__budget__plan__person", "invoice__budget_line__budget__plan__person"
     ).filter(Q(scheduled_payment__isnull=False) | Q(invoice__isnull=False))
-    names = []
     for item in items:
         plan = (item.scheduled_payment.budget if item.scheduled_payment_id else item.invoice.budget_line.budget).plan
         allowed = PAYABLE if item.scheduled_payment_id else LIVE

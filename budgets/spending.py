@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from brokerage.models import CarePlan, ManagementType, PlanStatus
+from brokerage.models import CarePlan, ConnectedPerson, ManagementType, PlanStatus
 from budgets.models import (
     BudgetAccount,
     BudgetLine,
@@ -40,6 +40,13 @@ HOLDER_NOT_ENOUGH = "Your organisation does not hold enough for this budget to p
 
 
 SPENDING_STATUSES = (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.STOPPING)
+
+
+def blocked_connection(budget, provider):
+    """The person's connection to this payee if paying them is refused (rule 11: a spouse, partner, or family member
+    or friend living with them, without a dated necessity approval, or whose approval was withdrawn); else None."""
+    connected = ConnectedPerson.objects.filter(person_id=budget.plan.person_id, provider=provider).first()
+    return connected if connected is not None and connected.blocked else None
 
 
 def check_spend(budget, line: BudgetLine | None, amount_pence: int, management_type: str, line_error: str) -> None:

@@ -127,7 +127,7 @@ def payment_runs(request: HttpRequest) -> HttpResponse:
         form.add_error("run_date", runs.NOTHING_DUE.format(day=form.cleaned_data["run_date"]))
     if request.method == "POST" and form.is_valid():
         run, left_out = runs.payment_run_create(run_date=form.cleaned_data["run_date"], acting_user=request.user)
-        request.session[f"run-{run.pk}-left-out"] = len(left_out)
+        request.session[f"run-{run.pk}-left-out"] = [runs.left_out_reason(item) for item in left_out]
         return redirect("budgets:payment-run", pk=run.pk)
     listed = PaymentRun.objects.select_related("author", "approved_by").prefetch_related("items")[:50]
     return render(request, "budgets/payment_runs.jinja", {"form": form, "runs": listed, "can_act": can_act})
@@ -167,7 +167,7 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             "items": items,
             "totals": selectors.run_totals(run, items=items),
             "problem": problem,
-            "left_out": request.session.get(f"run-{run.pk}-left-out", 0),
+            "left_out": left_out if isinstance(left_out := request.session.get(f"run-{run.pk}-left-out"), list) else [],
             "can_act": can_act,
             "can_approve": can_act and run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
         },
