@@ -112,27 +112,30 @@ def representative_add(
         nominated_on = consent_recorded_on = None
     else:
         basis = ""
-    problems = representative_problems(
-        person=person, kind=kind, basis=basis, nominated_on=nominated_on, consent_recorded_on=consent_recorded_on
-    )
-    if problems:
-        field, message = next(iter(problems.items()))
-        raise errors.RecordRefused(message, field=field)
-    representative = Representative(
-        person=person,
-        kind=kind,
-        name=name.strip(),
-        relationship=relationship.strip(),
-        basis=basis,
-        nominated_on=nominated_on,
-        consent_recorded_on=consent_recorded_on,
-    )
-    try:
-        representative.full_clean()
-    except ValidationError as exc:
-        # The model's rule-7 checks are about no one field: shown on the choice that breaks them.
-        raise _refusal(exc, non_field="basis" if kind == ActorKind.REPRESENTATIVE else "kind") from exc
     with transaction.atomic(), _history("representative_add", acting_user):
+        # Locked and read afresh: the checks below rest on the person's capacity and age, which a change to their
+        # details made at the same moment must not slip past (brokerage.person_edit locks the same row).
+        person = Person.objects.select_for_update().get(pk=person.pk)
+        problems = representative_problems(
+            person=person, kind=kind, basis=basis, nominated_on=nominated_on, consent_recorded_on=consent_recorded_on
+        )
+        if problems:
+            field, message = next(iter(problems.items()))
+            raise errors.RecordRefused(message, field=field)
+        representative = Representative(
+            person=person,
+            kind=kind,
+            name=name.strip(),
+            relationship=relationship.strip(),
+            basis=basis,
+            nominated_on=nominated_on,
+            consent_recorded_on=consent_recorded_on,
+        )
+        try:
+            representative.full_clean()
+        except ValidationError as exc:
+            # The model's rule-7 checks are about no one field: shown on the choice that breaks them.
+            raise _refusal(exc, non_field="basis" if kind == ActorKind.REPRESENTATIVE else "kind") from exc
         representative.save()
     return representative
 
