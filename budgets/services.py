@@ -309,7 +309,11 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user, approved_in
     The budget's first payment moves the plan to active. A payment in an approved run is paid even if the budget
     was suspended or stopped since: approval released it to the bank."""
     with transaction.atomic():
-        payment = ScheduledPayment.objects.select_for_update().select_related("budget__plan").get(pk=payment.pk)
+        payment = (
+            ScheduledPayment.objects.select_for_update(of=("self",))
+            .select_related("budget__plan", "holder")
+            .get(pk=payment.pk)
+        )
         budget = payment.budget
         if budget.plan.status not in PAYABLE and not (approved_in_run and budget.first_paid_on is not None):
             raise BudgetError(f"The plan is {budget.plan.get_status_display().lower()}: nothing can be paid")
@@ -330,7 +334,10 @@ def scheduled_payment_pay(*, payment: ScheduledPayment, acting_user, approved_in
             code=payment.kind,
             effective_date=paid_on,
             reference=budget.owner_ref,
-            description=payment.get_kind_display(),
+            # Read by the person on their transactions and statements: who now holds the money.
+            description=payment.get_kind_display()
+            if payment.kind == PaymentKind.DIRECT_PAYMENT
+            else f"Instalment paid to {payment.holder.name}, who holds part of the budget"[:300],
             acting_user=acting_user,
         )
         if payment.offset_pence:

@@ -107,6 +107,9 @@ def test_transactions_are_newest_first_filtered_and_paged(client, mine):
     assert len(rows(second)) == 13  # 13 fit on one page: a page past the end shows the last one
     everything = client.get(url, {"page": 2}).content.decode()
     assert "page 2 of" in everything and "Newer" in everything
+    # The first instalments: the trust's is named as where the money went, not "a transfer to the holder".
+    assert "Instalment paid to Tyneside Independent User Trust, who holds part of the budget" in everything
+    assert "Direct payment instalment" in everything
     since = rows(client.get(url, {"since": "2026-12-15", "until": "2026-12-19"}))
     assert since and all(datetime.date(2026, 12, 15) <= date <= datetime.date(2026, 12, 19) for date, _ in since)
     bad = client.get(url, {"since": "2026-13-45", "until": "yesterday", "line": "x", "page": "zz"})
