@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from brokerage.models import ManagementType, PlanStatus
 from budgets.models import BudgetLine, Invoice, InvoiceStatus
@@ -22,6 +23,9 @@ NOT_NOTIONAL = "Invoices are paid by the ICB only for notional lines; this line 
 SAME_PERSON = "You recorded this invoice, so someone else must approve it"
 
 
+INVOICE_DATED_AHEAD = "The invoice date must be today or in the past: check the date on the invoice"
+
+
 def invoice_record(
     *, line: BudgetLine, provider, invoice_number: str, invoice_date: datetime.date, amount_pence: int, acting_user
 ) -> Invoice:
@@ -33,6 +37,8 @@ def invoice_record(
         raise BudgetError(INVOICE_TOO_LARGE)
     if invoice_date < line.budget.start_date:
         raise BudgetError(f"The invoice is dated before the budget started on {line.budget.start_date:%-d %B %Y}")
+    if invoice_date > timezone.localdate():  # an invoice is dated when it is issued, even for support in advance
+        raise BudgetError(INVOICE_DATED_AHEAD)
     if blocked_connection(line.budget, provider):
         raise BudgetError(CONNECTED_REFUSED)
     try:

@@ -10,6 +10,7 @@ import datetime
 import tempfile
 import uuid
 
+import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import override_settings
@@ -128,14 +129,15 @@ def build_world() -> dict:
     world["letter"] = ending.letters_for(budget)[0]
 
     # Finance: a provider invoice, a draft payment run, the ledger's bank and Stripe accounts, a statement line.
-    world["invoice"] = invoice_services.invoice_record(
-        line=notional,
-        provider=notional.plan_line.provider,
-        invoice_number="NN-1",
-        invoice_date=START,
-        amount_pence=5800,
-        acting_user=finance,
-    )
+    with time_machine.travel(datetime.datetime.combine(START, datetime.time(12)), tick=False):  # issued that day
+        world["invoice"] = invoice_services.invoice_record(
+            line=notional,
+            provider=notional.plan_line.provider,
+            invoice_number="NN-1",
+            invoice_date=START,
+            amount_pence=5800,
+            acting_user=finance,
+        )
     world["run"], _ = payment_runs.payment_run_create(run_date=START, acting_user=finance)
     world["layout"] = mapping_for("lloyds.csv")
     world["cash"] = CashAccount.objects.create(

@@ -4,6 +4,7 @@ as accounting exercises."""
 import datetime
 
 import pytest
+import time_machine
 
 from accounts.roles import Role
 from budgets import invoices, services
@@ -13,6 +14,13 @@ from tests.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 12, 1)
+
+
+@pytest.fixture(autouse=True)
+def end_of_the_first_month():
+    """Invoices are recorded once they are issued: the clock is at the end of the budget's first month."""
+    with time_machine.travel(datetime.datetime(2026, 12, 31, 12, 0), tick=False):
+        yield
 
 
 @pytest.fixture
@@ -88,6 +96,19 @@ def test_the_same_invoice_number_twice_and_other_lines_are_refused(nursing):
             amount_pence=100,
             acting_user=nursing["finance"],
         )
+
+
+def test_an_invoice_dated_after_today_is_refused(nursing):
+    with pytest.raises(services.BudgetError, match="The invoice date must be today or in the past"):
+        invoices.invoice_record(
+            line=nursing["line"],
+            provider=nursing["line"].plan_line.provider,
+            invoice_number="AHEAD-1",
+            invoice_date=datetime.date(2027, 1, 1),
+            amount_pence=100,
+            acting_user=nursing["finance"],
+        )
+    assert not nursing["line"].invoices.exists()
 
 
 def test_an_unapproved_invoice_cannot_be_paid(nursing):

@@ -3,7 +3,10 @@ account are paid by a transfer through the payments gateway (the in-memory fake 
 server has no Connect) carrying our persisted idempotency key, and left out of the BACS file; the preview
 totals add up by type, by funder and by method."""
 
+import datetime
+
 import pytest
+import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,14 +35,15 @@ def crew(agreed):
 
 def approved_invoice(crew, amount=45_000, number="NN-1"):
     line = crew["budget"].lines.get(management_type="notional")
-    invoice = invoices.invoice_record(
-        line=line,
-        provider=line.plan_line.provider,
-        invoice_number=number,
-        invoice_date=START,
-        amount_pence=amount,
-        acting_user=crew["finance"],
-    )
+    with time_machine.travel(datetime.datetime.combine(START, datetime.time(12)), tick=False):  # issued that day
+        invoice = invoices.invoice_record(
+            line=line,
+            provider=line.plan_line.provider,
+            invoice_number=number,
+            invoice_date=START,
+            amount_pence=amount,
+            acting_user=crew["finance"],
+        )
     return invoices.invoice_approve(invoice=invoice, acting_user=crew["manager"])
 
 
