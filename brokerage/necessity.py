@@ -25,6 +25,16 @@ WITHDRAWAL_REASONS_REQUIRED = "Enter why paying them is no longer approved"
 NOTHING_TO_WITHDRAW = "Paying {provider} is not approved at the moment, so there is no approval to withdraw"
 
 
+DECISION_FIELDS = [
+    "necessity_approved_on",
+    "necessity_approved_by",
+    "necessity_reasons",
+    "necessity_withdrawn_on",
+    "necessity_withdrawn_by",
+    "necessity_withdrawal_reasons",
+]
+
+
 def connected_person_withdraw_necessity(*, connection: ConnectedPerson, acting_user, reasons: str) -> ConnectedPerson:
     """Rule 11: withdraw the dated approval to pay a connected person, with written reasons. Paying them is then
     blocked until an approval is recorded again."""
@@ -48,24 +58,8 @@ def connected_person_withdraw_necessity(*, connection: ConnectedPerson, acting_u
         current.necessity_withdrawn_on = timezone.localdate()
         current.necessity_withdrawn_by = acting_user
         current.necessity_withdrawal_reasons = reasons.strip()
-        current.save(
-            update_fields=[
-                "necessity_approved_on",
-                "necessity_approved_by",
-                "necessity_reasons",
-                "necessity_withdrawn_on",
-                "necessity_withdrawn_by",
-                "necessity_withdrawal_reasons",
-            ]
-        )
-    for name in (
-        "necessity_approved_on",
-        "necessity_approved_by",
-        "necessity_reasons",
-        "necessity_withdrawn_on",
-        "necessity_withdrawn_by",
-        "necessity_withdrawal_reasons",
-    ):
+        current.save(update_fields=DECISION_FIELDS)
+    for name in DECISION_FIELDS:
         setattr(connection, name, getattr(current, name))
     return connection
 

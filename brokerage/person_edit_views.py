@@ -11,8 +11,9 @@ from django.shortcuts import redirect, render
 
 from brokerage import exceptions as errors
 from brokerage import necessity, person_edit, selectors
-from brokerage.models import ConnectedPerson, Person
+from brokerage.models import Person
 from brokerage.person_edit_forms import PersonChangeForm, WithdrawNecessityForm
+from brokerage.views import connection_to_decide
 
 
 def _refused(form, exc: errors.BrokerageError) -> None:
@@ -63,12 +64,7 @@ def person_change(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def connected_person_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     """An ICB approver of the person's ICB withdraws the approval to pay a connected person, with reasons."""
-    try:
-        connection = selectors.connected_person_get(user=request.user, pk=pk)
-    except ConnectedPerson.DoesNotExist as exc:
-        raise Http404 from exc
-    if not request.user.has_perm("brokerage.approve_necessity", connection):
-        raise Http404
+    connection = connection_to_decide(request, pk)
     form = WithdrawNecessityForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -194,15 +194,21 @@ def connected_person_add(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "brokerage/connected_person_add.jinja", {"person": person, "form": form})
 
 
-@login_required
-def connected_person_necessity(request: HttpRequest, pk: int) -> HttpResponse:
-    """An ICB approver of the person's ICB approves that paying a connected person is necessary (rule 11)."""
+def connection_to_decide(request: HttpRequest, pk: int) -> ConnectedPerson:
+    """A connected person whose necessity (rule 11) this user may decide: 404 for anyone else."""
     try:
         connection = selectors.connected_person_get(user=request.user, pk=pk)
     except ConnectedPerson.DoesNotExist as exc:
         raise Http404 from exc
     if not request.user.has_perm("brokerage.approve_necessity", connection):
         raise Http404
+    return connection
+
+
+@login_required
+def connected_person_necessity(request: HttpRequest, pk: int) -> HttpResponse:
+    """An ICB approver of the person's ICB approves that paying a connected person is necessary (rule 11)."""
+    connection = connection_to_decide(request, pk)
     form = forms.NecessityForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
