@@ -4,6 +4,7 @@ a run prepared before the withdrawal cannot be approved."""
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from brokerage import necessity
 from brokerage import services as people
@@ -117,3 +118,16 @@ def test_a_direct_payment_invoice_waiting_for_a_run_is_released_when_the_approva
     assert dp_available(spouse["budget"]) == before  # free to spend again
     payment_runs.payment_run_create(run_date=TODAY.date(), acting_user=spouse["finance"])  # released once only
     assert dp_available(spouse["budget"]) == before
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_the_run_page_says_why_an_invoice_was_left_out(client, spouse):
+    manager = user_with_role("finance_manager", organisation=spouse["icb"])
+    approve(spouse)
+    invoices.invoice_approve(invoice=notional_invoice(spouse, "SR-3"), acting_user=manager)
+    withdraw(spouse)
+    client.force_login(spouse["finance"])
+    created = client.post(reverse("budgets:payment-runs"), {"run_date": TODAY.date().isoformat()})
+    page = " ".join(client.get(created["Location"]).content.decode().split())
+    assert "1 payment is not in this run:" in page
+    assert "Invoice SR-3 from Sam Robson: paying Sam Robson needs the ICB&#39;s approval that it is necessary" in page
