@@ -34,7 +34,7 @@ from budgets.models import (
     ScheduledPayment,
 )
 from budgets.services import PAYABLE, BudgetError, scheduled_payment_pay
-from budgets.spending import blocked_connection
+from budgets.spending import blocked_connection, blocked_payees
 from ledger.exceptions import LedgerError
 
 NOT_THE_AUTHOR = "You created this payment run, so someone else must approve it"
@@ -130,8 +130,9 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
             waiting.select_for_update(skip_locked=True, of=("self",)) for waiting in _waiting(run_date)
         )
         due = due.order_by("due_on", "id")
-        invoices = invoices.select_related("provider").order_by("invoice_date", "id")
-        person_invoices = person_invoices.select_related("provider").order_by("recorded_at", "id")
+        invoices = invoices.select_related("provider", "budget_line__budget__plan").order_by("invoice_date", "id")
+        person_invoices = person_invoices.select_related("provider", "budget__plan").order_by("recorded_at", "id")
+        blocked = blocked_payees()
         run = PaymentRun.objects.create(run_date=run_date, author=acting_user)
         left_out: list = []
         for payment in due:
@@ -147,12 +148,12 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
             _add_item(run, payee, net, reference, scheduled_payment=payment)
         for invoice in invoices:
             payee = _payee_for_invoice(invoice)
-            if payee is None or blocked_connection(invoice.budget_line.budget, invoice.provider):
+            if payee is None or (invoice.budget_line.budget.plan.person_id, invoice.provider_id) in blocked:
                 left_out.append(invoice)
                 continue
             _add_item(run, payee, invoice.amount_pence, invoice.invoice_number[:18], invoice=invoice)
         for person_invoice in person_invoices:  # paid from a direct payment; the money is already reserved
-            if blocked_connection(person_invoice.budget, person_invoice.provider):
+            if (person_invoice.budget.plan.person_id, person_invoice.provider_id) in blocked:
                 reason = NEEDS_NECESSITY.format(payee=person_invoice.provider.name)
                 dp_invoice_release(invoice=person_invoice, reason=reason, acting_user=acting_user)
                 continue
@@ -170,10 +171,11 @@ def no_longer_payable(run: PaymentRun) -> list[str]:
     invoices = run.items.select_related(
         "invoice__provider", "invoice__budget_line__budget__plan", "dp_invoice__provider", "dp_invoice__budget__plan"
     ).filter(Q(invoice__isnull=False) | Q(dp_invoice__isnull=False))
+    blocked = blocked_payees()
     for item in invoices:
         invoice = item.invoice or item.dp_invoice
         budget = invoice.budget_line.budget if item.invoice_id else invoice.budget
-        if blocked_connection(budget, invoice.provider):
+        if (budget.plan.person_id, invoice.provider_id) in blocked:
             names.append(f"{invoice.provider.name} ({NEEDS_NECESSITY.format(payee='them')})")
     items = run.items.select_related(
         "scheduled_payment__budget__plan__person", "invoice__budget_line__budget__plan__person"

@@ -49,6 +49,12 @@ def blocked_connection(budget, provider):
     return connected if connected is not None and connected.blocked else None
 
 
+def blocked_payees() -> set[tuple[int, int]]:
+    """Every (person, provider) pair that paying is refused for now (rule 11), read once for a whole payment run."""
+    waiting = ConnectedPerson.objects.filter(necessity_approved_on__isnull=True)
+    return {(connection.person_id, connection.provider_id) for connection in waiting if connection.blocked}
+
+
 def check_spend(budget, line: BudgetLine | None, amount_pence: int, management_type: str, line_error: str) -> None:
     status = CarePlan.objects.filter(pk=budget.plan_id).values_list("status", flat=True).get()  # never a stale copy
     if status not in SPENDING_STATUSES:
