@@ -495,3 +495,34 @@ def test_only_staff_who_work_with_the_person_may_invite(client, crew):
             person=person, representative=stranger, acting_user=crew["broker"], email="x@example.org"
         )
     assert Person.objects.filter(user__isnull=False).count() == 0
+
+
+def test_someone_who_lost_the_invitation_can_use_forgotten_password_before_choosing_one(
+    client, crew, django_capture_on_commit_callbacks
+):
+    client.force_login(crew["broker"])
+    invite(
+        client,
+        django_capture_on_commit_callbacks,
+        url("person-invite", crew["person"].pk),
+        {"email": "joan.robson@example.org"},
+    )
+    client.logout()
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = client.post(reverse("accounts:password-reset"), {"email": "JOAN.ROBSON@example.org"})
+    assert asked["Location"] == reverse("accounts:password-reset-done")
+    invitation, reset = emails_to("joan.robson@example.org")  # Django alone would have sent no reset email
+    link = deliver(reset)
+    assert link.startswith("/password-reset/")
+    visitor = Client()
+    opened = visitor.get(link)
+    done = visitor.post(opened["Location"], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert done.status_code == 302
+    assert sign_in(Client(), "joan.robson@example.org").status_code == 302  # signed in with the password chosen
+
+    closed = User.objects.get(email="joan.robson@example.org")
+    closed.is_active = False
+    closed.save(update_fields=["is_active"])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("accounts:password-reset"), {"email": "joan.robson@example.org"})
+    assert len(emails_to("joan.robson@example.org")) == 2  # a closed account is still not sent one
