@@ -70,4 +70,5 @@ SIGN_IN_CLOSED = "The sign-in for {email} has been closed. Enter another email a
 SIGN_IN_SOMEONE_ELSE = "{email} is already another person's own sign-in. Enter {name}'s own email address"
 SIGN_IN_THE_PERSON = "{email} is {person}'s own sign-in: they cannot also act for themselves"
 SIGN_IN_ACTS_ALREADY = "{email} already signs in to act for {person}"
+SIGN_IN_REPRESENTED = "{name} {why}, so their representative signs in for them. Invite the representative instead"
 SIGN_IN_CHANGED_MEANWHILE = "Someone else has just changed this sign-in. Look at the page again before you try again"

@@ -139,6 +139,16 @@ class Person(models.Model):
         """Under 16: a representative acts for them."""
         return self.age_on(timezone.localdate()) < 16
 
+    @property
+    def own_sign_in_refusal(self) -> str:
+        """Why the person is not given a sign-in of their own ("" if they may be): a child under 16 or an adult who
+        lacks capacity has a representative, who signs in and manages the budget for them (rule 7)."""
+        if self.is_child:
+            return "is under 16"
+        if self.capacity == Capacity.LACKS_CAPACITY:
+            return "lacks capacity to make decisions about their budget"
+        return ""
+
 
 class ActorKind(models.TextChoices):
     REPRESENTATIVE = "representative", "Representative"

@@ -68,6 +68,8 @@ def sign_ins_for(person: Person) -> dict[int | None, dict]:
     for representative_id, at in invitations:
         latest.setdefault(representative_id, at)
     rows = {None: _sign_in_row(None, person.full_name, "The person", person.user, latest.get(None))}
+    if person.user is None and (why := person.own_sign_in_refusal):
+        rows[None].update(status=f"{person.given_name} {why}: their representative signs in for them", invitable=False)
     for rep in person.representatives.filter(active=True).select_related("user").order_by("name", "id"):
         rows[rep.pk] = _sign_in_row(rep, rep.name, rep.get_kind_display(), rep.user, latest.get(rep.pk))
     return rows
@@ -81,6 +83,7 @@ def _sign_in_row(representative, name: str, acts_as: str, user, invited_at) -> d
         "user": user,
         "invited_at": invited_at,
         "status": sign_in_status(user, invited_at),
+        "invitable": True,
     }
 
 

@@ -58,10 +58,14 @@ def _invite(request: HttpRequest, *, person: Person, representative: Representat
     linked = representative.user if representative is not None else person.user
     name = representative.name if representative is not None else person.full_name
     ended = representative is not None and not representative.active
+    represented = person.own_sign_in_refusal if representative is None and linked is None else ""
     form, problem = None, None
     if ended:
         if request.method == "POST":
             problem = errors.SIGN_IN_ENDED.format(name=name)
+    elif represented:
+        if request.method == "POST":
+            problem = errors.SIGN_IN_REPRESENTED.format(name=name, why=represented)
     elif linked is None:
         form = InvitationForm(request.POST or None, initial={"email": person.email} if representative is None else {})
         if request.method == "POST" and form.is_valid():
@@ -97,6 +101,7 @@ def _invite(request: HttpRequest, *, person: Person, representative: Representat
             "form": form,
             "linked": linked,
             "ended": ended,
+            "represented": represented,
             "problem": problem,
         },
     )

@@ -6,6 +6,8 @@ with that email address is linked instead, if it is someone's own (only patient,
 a parent representing two children has one sign-in); a staff sign-in never is. Someone linked already is not invited
 again, but their invitation can be sent again while they have never signed in. Every invitation is a
 `SignInInvitation` row naming who invited whom, and the changes it makes carry the same pghistory context.
+
+A child under 16 or an adult who lacks capacity is not invited: their representative acts for them (rule 7).
 """
 
 from __future__ import annotations
@@ -45,9 +47,13 @@ def _may_invite(person: Person, representative: Representative | None, acting_us
 
 
 def _locked(person: Person, representative: Representative | None) -> Person | Representative:
-    """The record to link, locked: two staff inviting the same person at once cannot both link a sign-in."""
+    """The record to link, locked: two staff inviting the same person at once cannot both link a sign-in, and the
+    person's age and capacity are read as they are now."""
     if representative is None:
-        return Person.objects.select_for_update().get(pk=person.pk)
+        locked = Person.objects.select_for_update().get(pk=person.pk)
+        if why := locked.own_sign_in_refusal:
+            raise errors.SignInRefused(errors.SIGN_IN_REPRESENTED.format(name=locked.full_name, why=why))
+        return locked
     current = Representative.objects.select_for_update().get(pk=representative.pk)
     if not current.active:
         raise errors.SignInRefused(errors.SIGN_IN_ENDED.format(name=current.name))

@@ -26,7 +26,7 @@ from accounts.roles import Role
 from accounts.tasks import send_email
 from accounts.views import PASSWORD_CHOSEN
 from brokerage import exceptions as errors
-from brokerage import services, sign_ins
+from brokerage import person_edit, services, sign_ins
 from brokerage.models import Capacity, InvitationKind, Person, Representative, SignInInvitation
 from config.formatting import format_date
 from tests.brokerage.helpers import agreed_crew, make_person
@@ -42,13 +42,20 @@ START = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)
 
 @pytest.fixture
 def crew(settings, tmp_path):
-    """Journey 1's person (Joan, whose email address is on her record) with a budget in use, and no sign-in yet."""
+    """Journey 1's person (Joan, an adult with capacity whose email address is on her record) with a budget in use,
+    and no sign-in yet."""
     settings.MEDIA_ROOT = tmp_path / "media"
     crew = agreed_crew()
     crew["person"].email = "joan.robson@example.org"
-    crew["person"].capacity = Capacity.LACKS_CAPACITY  # so a representative may act for her
-    crew["person"].save(update_fields=["email", "capacity"])
+    crew["person"].save(update_fields=["email"])
     crew["budget"] = budget_in_use(crew)
+    return crew
+
+
+@pytest.fixture
+def tom(crew):
+    """Joan lacks capacity, so her son Tom is her representative (rule 7); nobody signs in yet."""
+    person_edit.person_update(person=crew["person"], acting_user=crew["broker"], capacity=Capacity.LACKS_CAPACITY)
     crew["representative"] = Representative.objects.create(
         person=crew["person"],
         kind="representative",
@@ -56,7 +63,7 @@ def crew(settings, tmp_path):
         relationship="son",
         basis="adult_lacking_capacity",
     )
-    return crew
+    return crew["representative"]
 
 
 def url(name: str, pk: int) -> str:
@@ -199,11 +206,37 @@ def test_bad_email_addresses_get_the_error_summary_and_nothing_changes(client, c
     assert person.user is None and not SignInInvitation.objects.exists()
 
 
+def test_a_child_under_16_or_an_adult_lacking_capacity_is_not_invited_their_representative_is(client, crew, tom):
+    """Rule 7: the representative signs in and manages the budget for them; the person is offered no invitation."""
+    child = make_person(
+        icb_org=crew["icb"], staff=[crew["broker"]], born=timezone.localdate().replace(year=2016), given_name="Ben"
+    )
+    client.force_login(crew["broker"])
+    for person, why in (
+        (crew["person"], "lacks capacity to make decisions about their budget"),
+        (child, "is under 16"),
+    ):
+        record = page(client.get(url("person", person.pk)))
+        assert f"{person.given_name} {why}: their representative signs in for them" in record
+        assert url("person-invite", person.pk) not in record
+        shown = page(client.get(url("person-invite", person.pk)))
+        assert f"{person.full_name} does not sign in themselves" in shown and 'name="email"' not in shown
+        refused = client.post(url("person-invite", person.pk), {"email": "someone@example.org"})
+        message = errors.SIGN_IN_REPRESENTED.format(name=person.full_name, why=why)
+        assert refused.status_code == 200 and message in page(refused)
+        with pytest.raises(errors.SignInRefused) as raised:
+            sign_ins.sign_in_invite(person=person, acting_user=crew["broker"], email="someone@example.org")
+        assert str(raised.value) == message
+    assert not User.objects.filter(email="someone@example.org").exists() and not SignInInvitation.objects.exists()
+    # Tom, her representative, is invited as before.
+    assert url("representative-invite", tom.pk) in page(client.get(url("person", crew["person"].pk)))
+
+
 # --- Representatives and nominees -------------------------------------------------------------------------------
 
 
 def test_a_representative_gets_the_representative_role_and_sees_only_the_person_they_act_for(
-    client, crew, django_capture_on_commit_callbacks, settings
+    tom, client, crew, django_capture_on_commit_callbacks, settings
 ):
     other = agreed_crew()
     other_budget = budget_in_use(other)
@@ -256,7 +289,7 @@ def test_a_nominee_gets_the_nominee_role(crew, django_capture_on_commit_callback
 
 
 def test_an_existing_sign_in_of_someones_own_is_linked_and_gains_the_role(
-    client, crew, django_capture_on_commit_callbacks
+    tom, client, crew, django_capture_on_commit_callbacks
 ):
     """A patient who is also a nominee for someone else keeps one sign-in; someone already signing in is told, with no
     link to choose a password (theirs stays as it is)."""
@@ -290,7 +323,7 @@ def test_an_existing_sign_in_of_someones_own_is_linked_and_gains_the_role(
     assert "Signs in as kim@example.org" in page(client.get(url("person-acting", crew["person"].pk)))
 
 
-def test_a_parent_of_two_children_has_one_sign_in(crew, django_capture_on_commit_callbacks):
+def test_a_parent_of_two_children_has_one_sign_in(tom, crew, django_capture_on_commit_callbacks):
     first = crew["representative"]
     child = make_person(icb_org=crew["icb"], staff=[crew["broker"]], born=datetime.date(2018, 3, 1), given_name="Ben")
     second = Representative.objects.create(
@@ -372,7 +405,7 @@ def test_someone_already_linked_is_not_invited_again_only_sent_the_invitation_ag
     assert SignInInvitation.objects.count() == 2
 
 
-def test_an_ended_representative_is_not_invited(client, crew):
+def test_an_ended_representative_is_not_invited(tom, client, crew):
     tom = crew["representative"]
     services.representative_end(representative=tom, acting_user=crew["broker"])
     client.force_login(crew["broker"])
@@ -389,7 +422,7 @@ def test_an_ended_representative_is_not_invited(client, crew):
     assert tom.user is None and not User.objects.filter(email="tom@example.org").exists()
 
 
-def test_an_ended_representative_loses_access_to_the_person(client, crew, django_capture_on_commit_callbacks):
+def test_an_ended_representative_loses_access_to_the_person(tom, client, crew, django_capture_on_commit_callbacks):
     tom, person, budget = crew["representative"], crew["person"], crew["budget"]
     with django_capture_on_commit_callbacks(execute=True):
         sign_ins.sign_in_invite(person=person, representative=tom, acting_user=crew["broker"], email="tom@example.org")
@@ -410,7 +443,7 @@ def test_an_ended_representative_loses_access_to_the_person(client, crew, django
     assert "Tom Robson (representative)" not in page(client.get(url("person", person.pk)))
 
 
-def test_a_representative_with_an_end_date_cannot_still_be_active(crew):
+def test_a_representative_with_an_end_date_cannot_still_be_active(tom, crew):
     tom = crew["representative"]
     tom.ended_on = timezone.localdate()
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -463,7 +496,7 @@ def test_invitation_and_reset_tokens_do_not_open_each_other(crew):
 # --- Who may invite ------------------------------------------------------------------------------------------------
 
 
-def test_only_staff_who_work_with_the_person_may_invite(client, crew):
+def test_only_staff_who_work_with_the_person_may_invite(tom, client, crew):
     person, tom = crew["person"], crew["representative"]
     outsider = user_with_role(Role.CARE_BROKER, organisation=crew["icb"])  # same ICB, not assigned to Joan
     for user in (outsider, crew["approver"], crew["finance"]):
