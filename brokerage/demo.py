@@ -14,7 +14,7 @@ from djmoney.money import Money
 
 from accounts.models import OrganisationKind
 from accounts.roles import Role
-from brokerage import services
+from brokerage import services, sign_ins
 from brokerage.models import (
     ActorKind,
     Capacity,
@@ -145,6 +145,7 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
     children = [i for i in live if i % 9 == 4]
     patient_index, nominee_index = [*adults, 0, 1][:2]
     representative_index = [*children, 4][0]
+    made = {}
     for index in range(count):
         child = index % 9 == 4
         born = today.replace(
@@ -165,12 +166,14 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
                 [Cohort.CONTINUING_HEALTHCARE] * 3 + [Cohort.S117_AFTERCARE, Cohort.WHEELCHAIR, Cohort.OTHER]
             ),
             icb=organisations["icb"],
-            local_authority=organisations["la"] if index % 3 == 0 else None,
+            # The demo's patient has an integrated budget, so their pages show an assessed contribution to pay.
+            local_authority=organisations["la"] if index % 3 == 0 or index == patient_index else None,
             care_coordinator=coordinator,
             health_monitor=f"Dr {rng.choice(FAMILY)}, {rng.choice(STREETS)} Surgery",
             communication_needs="Large print letters" if index % 5 == 0 else "",
         )
         person.assigned_staff.add(coordinator)
+        made[index] = person
         if index == patient_index:
             person.user = users[Role.PATIENT]
             person.save()
@@ -221,6 +224,15 @@ def seed(*, rng: random.Random, people: int, context: dict) -> None:
             context.setdefault("money_steps", {})[plan.pk] = steps[agreed_at:]
         if statuses[index] == PlanStatus.ACTIVE and index % 10 == 6:
             context.setdefault("vary", []).append(plan.pk)
+    # Someone invited to sign in who has not chosen a password yet, so a record shows what an invitation looks like.
+    able = [i for i in range(count) if i % 9 != 4 and i % 11 != 3]  # adults with capacity, live ones first
+    invitee = next((made[i] for i in [*adults, *able] if i not in (patient_index, nominee_index)), None)
+    if invitee is not None:
+        sign_ins.sign_in_invite(
+            person=invitee,
+            acting_user=coordinator,
+            email=f"{invitee.given_name}.{invitee.family_name}@example.org".lower().replace("'", ""),
+        )
     context["plans"] = list(CarePlan.objects.all())
     assert organisations["trust"].kind == OrganisationKind.THIRD_PARTY_HOLDER
 
@@ -260,6 +272,9 @@ def build_plan(*, person, broker, rng, services_by_category, holder, today) -> C
     total = plan.lines_total.amount
     budget = (total * Decimal("1.05")).quantize(Decimal("1"))
     la_share = (budget * Decimal("0.25")).quantize(Decimal("1")) if person.local_authority_id else Decimal("0")
+    # Social care is means-tested for adults: the assessed contribution is part of the local authority's share.
+    adult = person.cohort != Cohort.CHILDRENS_CONTINUING_CARE
+    contribution = (la_share * Decimal("0.2")).quantize(Decimal("1")) if adult else Decimal("0")
     services.plan_update(
         plan=plan,
         acting_user=broker,
@@ -267,8 +282,8 @@ def build_plan(*, person, broker, rng, services_by_category, holder, today) -> C
         indicative_budget=Money(budget, "GBP"),
         budget=Money(budget, "GBP"),
         funding_icb=Money(budget - la_share, "GBP"),
-        funding_local_authority=Money(la_share, "GBP"),
-        funding_contribution=Money(0, "GBP"),
+        funding_local_authority=Money(la_share - contribution, "GBP"),
+        funding_contribution=Money(contribution, "GBP"),
     )
     services.plan_update(
         plan=plan,

@@ -1,5 +1,10 @@
-"""Card payments in from the person (their contribution, a top-up, repaying surplus or a recovery), and Stripe's
-webhooks about them (DESIGN.md §3 "Money movement and Stripe").
+"""Card payments in from the person (their assessed contribution, or money a recovery notice asks back), and
+Stripe's webhooks about them (DESIGN.md §3 "Money movement and Stripe").
+
+What a person may pay is what they owe (`card_payments_due`). A top-up of their own money is not taken: money in
+from anyone but the funders or the recorded contribution is mixing (rule 8), so the budget would have to keep it
+apart and give it back. A surplus is asked back by a recovery notice after it is offset (rule 15), and paid as a
+recovery. Payments made for those purposes before stay in the ledger under their own accounts.
 
 The life of a payment: `card_payment_start` records it and creates a PaymentIntent; the person's browser turns
 their card into a token at Stripe (card details never reach our server) and `card_payment_confirm` charges it.
@@ -22,8 +27,17 @@ from django.utils import timezone
 
 from brokerage.models import CarePlan, PlanStatus
 from budgets import payments
-from budgets.models import Budget, CardPayment, CardPaymentPurpose, CardPaymentStatus, StripeEvent
-from budgets.services import BudgetError, budget_account
+from budgets.models import (
+    Addressee,
+    Budget,
+    CardPayment,
+    CardPaymentPurpose,
+    CardPaymentStatus,
+    Recovery,
+    RecoveryStatus,
+    StripeEvent,
+)
+from budgets.services import BudgetError, budget_account, pence
 from config.formatting import format_pence
 from ledger import services as ledger
 from ledger.exceptions import LedgerError
@@ -47,6 +61,16 @@ REFUND_NOT_PAID = "Only a payment that has been received can be refunded"
 REFUND_TOO_MUCH = "You can refund at most {left}, which is what is left of this payment"
 REFUND_ALREADY_MADE = "This refund has already been made"
 REFUND_RANGE = "The refund must be at least 1p"
+NOT_DUE = {
+    CardPaymentPurpose.CONTRIBUTION: "There is no assessed contribution left to pay for this budget",
+    CardPaymentPurpose.RECOVERY: "There is no money asked back that can be paid by card",
+    CardPaymentPurpose.TOP_UP: "Your own money cannot be added to the budget: it has to be kept apart from it",
+    CardPaymentPurpose.SURPLUS: "A surplus is paid back when a recovery notice asks for it",
+}
+OVER_DUE = {
+    CardPaymentPurpose.CONTRIBUTION: "Your contribution still to pay is {due}: you can pay at most that",
+    CardPaymentPurpose.RECOVERY: "You have {due} to pay back: you can pay at most that",
+}
 
 
 class CardPaymentError(BudgetError):
@@ -68,6 +92,12 @@ def card_payment_start(*, budget: Budget, purpose: str, amount_pence: int, actin
     if status not in LIVE_STATUSES:
         raise CardPaymentError(PLAN_NOT_LIVE.format(status=PlanStatus(status).label.lower()))
     payment = CardPayment.objects.filter(idempotency_key=key).first()
+    if payment is None:  # a form posted again gets its payment back, even if what it paid is no longer owed
+        due = card_payments_due(budget).get(purpose, 0)
+        if not due:
+            raise CardPaymentError(NOT_DUE[purpose])
+        if amount_pence > due:
+            raise CardPaymentError(OVER_DUE[purpose].format(due=format_pence(due)))
     if payment is None:
         try:
             with transaction.atomic():
@@ -254,6 +284,33 @@ def _failed(payment: CardPayment, obj: dict[str, Any]) -> dict[str, Any]:
     code = error.get("decline_code") or error.get("code")
     _mark_failed(payment, payments.decline_message(code))
     return {**result, "status": payment.status}
+
+
+def card_payments_due(budget: Budget) -> dict[str, int]:
+    """What the person may pay by card for this budget, by purpose, with the most they owe: the assessed
+    contribution for the budget's year less what was paid by card (net of refunds) or into the dedicated account
+    as the contribution; and what open recovery notices addressed to them still ask back. Only purposes with
+    something owed are present, in the order the form offers them."""
+    due = {}
+    contribution = pence(CarePlan.objects.get(pk=budget.plan_id).funding_contribution)
+    if contribution > 0:
+        paid = sum(
+            held.account.credits_posted - held.account.debits_posted
+            for held in budget.accounts.filter(
+                purpose__in=[f"card:{CardPaymentPurpose.CONTRIBUTION}", "money-in:contribution"]
+            ).select_related("account")
+        )
+        if contribution > paid:
+            due[CardPaymentPurpose.CONTRIBUTION] = contribution - paid
+    owed = sum(
+        recovery.outstanding_pence
+        for recovery in Recovery.objects.filter(budget=budget, status=RecoveryStatus.ISSUED).exclude(
+            addressee=Addressee.PERSONAL_REPRESENTATIVES
+        )
+    )
+    if owed > 0:
+        due[CardPaymentPurpose.RECOVERY] = owed
+    return due
 
 
 # --- Ledger accounts ---------------------------------------------------------------------------------------------

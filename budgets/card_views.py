@@ -25,6 +25,7 @@ from accounts.roles import PERSON_ROLES
 from budgets import card_payments, payments, selectors
 from budgets.holder_views import one_time_key
 from budgets.models import Budget, CardPayment, CardPaymentPurpose, CardPaymentStatus
+from config.formatting import format_pence
 from config.forms import PoundsField
 
 TOKEN_PATTERN = re.compile(r"^(tok|pm)_[A-Za-z0-9_]{1,200}$")
@@ -39,10 +40,17 @@ AMOUNT_ERRORS = {
 }
 
 
+DUE_LABELS = {
+    CardPaymentPurpose.CONTRIBUTION: "My assessed contribution: {due} still to pay",
+    CardPaymentPurpose.RECOVERY: "Money asked back in a recovery notice: {due} to pay back",
+}
+
+
 class CardPaymentForm(forms.Form):
+    """What the person owes, one choice per purpose with its amount (`card_payments.card_payments_due`)."""
+
     purpose = forms.ChoiceField(
         label="What is the payment for?",
-        choices=CardPaymentPurpose.choices,
         widget=forms.RadioSelect,
         error_messages={"required": card_payments.CHOOSE_PURPOSE, "invalid_choice": card_payments.CHOOSE_PURPOSE},
     )
@@ -56,6 +64,23 @@ class CardPaymentForm(forms.Form):
         error_messages=AMOUNT_ERRORS,
     )
     key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, due: dict[str, int], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.due = due
+        self.fields["purpose"].choices = [
+            (purpose, DUE_LABELS[purpose].format(due=format_pence(amount))) for purpose, amount in due.items()
+        ]
+        if len(due) == 1:  # one thing owed: nothing to choose
+            self.fields["purpose"].initial = next(iter(due))
+
+    def clean(self):
+        data = super().clean()
+        purpose, amount = data.get("purpose"), data.get("amount")
+        if purpose and amount is not None and int(amount * 100) > self.due[purpose]:
+            message = card_payments.OVER_DUE[purpose].format(due=format_pence(self.due[purpose]))
+            self.add_error("amount", message)
+        return data
 
 
 class RefundForm(forms.Form):
@@ -100,8 +125,9 @@ def stripe_origin() -> str:
 def card_pay(request: HttpRequest, pk: int) -> HttpResponse:
     budget = _own_budget(request, pk)
     problem = ""
+    due = card_payments.card_payments_due(budget)
     if request.method == "POST":
-        form = CardPaymentForm(request.POST)
+        form = CardPaymentForm(request.POST, due=due)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -120,11 +146,11 @@ def card_pay(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         # "Try again" and "Change" links bring the earlier answers back, so nobody types them twice.
         initial = {"key": one_time_key()}
-        if request.GET.get("purpose") in CardPaymentPurpose.values:
+        if request.GET.get("purpose") in due:
             initial["purpose"] = request.GET["purpose"]
         if re.fullmatch(r"\d{1,5}(\.\d{2})?", request.GET.get("amount", "")):
             initial["amount"] = request.GET["amount"]
-        form = CardPaymentForm(initial=initial)
+        form = CardPaymentForm(initial=initial, due=due)
     return render(request, "budgets/card/pay.jinja", {"budget": budget, "form": form, "problem": problem})
 
 

@@ -14,9 +14,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from brokerage.models import ConnectedPerson
-from budgets import charts, dp_invoices, person_selectors, selectors, spending
+from budgets import card_payments, charts, dp_invoices, person_selectors, selectors, spending
 from budgets.holder_views import one_time_key, spend_amount
-from budgets.models import Budget, DirectPaymentInvoice, DirectPaymentSpend
+from budgets.models import Budget, CardPaymentPurpose, DirectPaymentInvoice, DirectPaymentSpend
 from budgets.services import BudgetError
 from config.formatting import format_pence
 from config.forms import DateField
@@ -81,6 +81,7 @@ def my_budget(request: HttpRequest, pk: int) -> HttpResponse:
             "support": plan.lines.select_related("provider", "third_party_holder", "outcome"),
             "upcoming": person_selectors.upcoming(budget),
             "has_direct_payment": _dp_lines(budget).exists(),
+            "contribution_due": card_payments.card_payments_due(budget).get(CardPaymentPurpose.CONTRIBUTION, 0),
         },
     )
 

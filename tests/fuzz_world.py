@@ -57,7 +57,7 @@ def _plan_in(crew, status: str):
 
 def build_world() -> dict:
     """Everything the form pages and API operations need to exist; ids for every URL."""
-    world = agreed_crew()
+    world = agreed_crew(contribution_pounds=600)
     finance, icb = world["finance"], world["icb"]
     world.update(
         manager=user_with_role(Role.FINANCE_MANAGER, organisation=icb),
@@ -111,7 +111,7 @@ def build_world() -> dict:
     )
     world["card_payment"] = card_payments.card_payment_start(
         budget=budget,
-        purpose=CardPaymentPurpose.values[0],
+        purpose=CardPaymentPurpose.CONTRIBUTION,
         amount_pence=2500,
         acting_user=world["patient"],
         key=f"fuzz:{uuid.uuid4().hex}",

@@ -384,8 +384,8 @@ def _client_for(user) -> Client:
 
 def _seed() -> dict:
     a_patient, b_patient = user_with_role(Role.PATIENT), user_with_role(Role.PATIENT)
-    mine = person_with_money(agreed_crew(), a_patient, None)
-    theirs = person_with_money(agreed_crew(), b_patient, None)
+    mine = person_with_money(agreed_crew(contribution_pounds=600), a_patient, None)
+    theirs = person_with_money(agreed_crew(contribution_pounds=600), b_patient, None)
     person_b = theirs["crew"]["plan"].person
     person_b.given_name, person_b.family_name = "Beatrix", "Quillfeather"
     person_b.save(update_fields=["given_name", "family_name"])

@@ -7,9 +7,9 @@ from django.utils import timezone
 from accounts.demo import DEMO_USERS, demo_email
 from accounts.models import User
 from accounts.roles import Role
-from brokerage.models import CarePlan, PlanStatus
+from brokerage.models import CarePlan, PlanStatus, SignInInvitation
 from budgets import demo as budget_demo
-from budgets import reports
+from budgets import card_payments, reports
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
@@ -66,6 +66,11 @@ def test_demo_seed_gives_every_role_a_sign_in_and_every_plan_state(capsys, tmp_p
     assert authority.paid == payment.amount_pence > 0 and authority.net == 0
     assert payment.reference in budget_demo.demo_statement_path(timezone.localdate()).read_text()
     demo_bank_statement_reconciles()
+    # Someone invited to sign in, who has not chosen a password yet; the demo patient has a contribution to pay.
+    invited = SignInInvitation.objects.get()
+    assert invited.person.user == invited.user and not invited.user.has_usable_password()
+    patient_budget = Budget.objects.filter(plan__person__user__email=demo_email("patient")).latest("pk")
+    assert card_payments.card_payments_due(patient_budget)["contribution"] > 0
     plans_before = CarePlan.objects.count()
     call_command("seed_demo", "--people", "14")  # a second run adds nothing twice
     assert CarePlan.objects.count() == plans_before

@@ -136,7 +136,7 @@ def _agreed_plan(crew):
     from brokerage.services import plan_approve, plan_record_agreement, plan_submit
 
     person = make_person(icb_org=crew["icb"], staff=[crew["broker"], crew["coordinator"]])
-    plan = complete_plan(person=person, broker=crew["broker"], coordinator=crew["coordinator"])
+    plan = complete_plan(person=person, broker=crew["broker"], coordinator=crew["coordinator"], contribution_pounds=600)
     plan_submit(plan=plan, acting_user=crew["broker"])
     plan_approve(plan=plan, acting_user=crew["approver"])
     plan_record_agreement(

@@ -69,8 +69,9 @@ def service(name, category, provider_name, *, cqc="", rate="20.00", unit="hour",
     )
 
 
-def complete_plan(*, person: Person, broker, coordinator=None):
-    """A plan with every section filled and three lines, one of each management type (journey 1)."""
+def complete_plan(*, person: Person, broker, coordinator=None, contribution_pounds: int = 0):
+    """A plan with every section filled and three lines, one of each management type (journey 1); the person's
+    assessed contribution, if any, is part of the £12,000."""
     coordinator = coordinator or broker
     plan = services.plan_create(person=person, acting_user=broker)
     services.plan_update(
@@ -141,9 +142,9 @@ def complete_plan(*, person: Person, broker, coordinator=None):
         section="budget",
         indicative_budget=Money(12000, "GBP"),
         budget=Money(12000, "GBP"),
-        funding_icb=Money(12000, "GBP"),
+        funding_icb=Money(12000 - contribution_pounds, "GBP"),
         funding_local_authority=Money(0, "GBP"),
-        funding_contribution=Money(0, "GBP"),
+        funding_contribution=Money(contribution_pounds, "GBP"),
     )
     services.plan_update(
         plan=plan,
@@ -183,14 +184,19 @@ def team(icb_org=None):
     }
 
 
-def agreed_crew() -> dict:
+def agreed_crew(*, contribution_pounds: int = 0) -> dict:
     """A team, a person assigned to its broker and coordinator, and journey 1's plan submitted, approved and
     agreed: ready for its budget to be set up. Adds a finance officer of the same ICB."""
     from brokerage.services import plan_approve, plan_record_agreement, plan_submit
 
     crew = team()
     crew["person"] = make_person(icb_org=crew["icb"], staff=[crew["broker"], crew["coordinator"]])
-    plan = complete_plan(person=crew["person"], broker=crew["broker"], coordinator=crew["coordinator"])
+    plan = complete_plan(
+        person=crew["person"],
+        broker=crew["broker"],
+        coordinator=crew["coordinator"],
+        contribution_pounds=contribution_pounds,
+    )
     plan_submit(plan=plan, acting_user=crew["broker"])
     plan_approve(plan=plan, acting_user=crew["approver"])
     plan_record_agreement(

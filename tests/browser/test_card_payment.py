@@ -121,7 +121,7 @@ def test_the_card_form_at_320px_the_confirming_page_and_the_finance_list(live_se
     budget = crew["budget"]
     waiting = CardPayment.objects.create(
         budget=budget,
-        purpose="top_up",
+        purpose="contribution",
         amount_pence=1234,
         status=CardPaymentStatus.PROCESSING,
         intent_id="pi_waiting",
@@ -129,7 +129,7 @@ def test_the_card_form_at_320px_the_confirming_page_and_the_finance_list(live_se
         paid_by=crew["patient"],
     )
     started = card_payments.card_payment_start(
-        budget=budget, purpose="recovery", amount_pence=5000, acting_user=crew["patient"], key="browser:started"
+        budget=budget, purpose="contribution", amount_pence=5000, acting_user=crew["patient"], key="browser:started"
     )
     base = live_server.url
     sign_in(page, base, crew["patient"].email)

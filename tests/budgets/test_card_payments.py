@@ -39,9 +39,13 @@ DECLINED_CARD = "4000000000000341"
 # --- Builders --------------------------------------------------------------------------------------------------
 
 
+CONTRIBUTION_POUNDS = 1200
+
+
 def crew_with_patient() -> dict:
-    """Journey 1's plan, its budget set up (plan: setting up), and the person's own sign-in."""
-    crew = agreed_crew()
+    """Journey 1's plan with a £1,200 assessed contribution, its budget set up (plan: setting up), and the person's
+    own sign-in."""
+    crew = agreed_crew(contribution_pounds=CONTRIBUTION_POUNDS)
     crew["budget"] = set_up(crew)
     crew["patient"] = user_with_role(Role.PATIENT)
     crew["person"].user = crew["patient"]
@@ -172,7 +176,7 @@ def test_a_declined_card_fails_with_a_readable_message_and_changes_nothing(strip
 def test_a_refund_posts_the_reverse_and_never_more_than_was_paid(stripe_webhooks):
     crew = crew_with_patient()
     budget = crew["budget"]
-    payment = start(crew, 2500, purpose=CardPaymentPurpose.TOP_UP)
+    payment = start(crew, 2500, purpose=CardPaymentPurpose.CONTRIBUTION)
     card_payment_confirm(
         payment=payment, token_or_payment_method=token_for(stripe_webhooks, GOOD_CARD), acting_user=crew["patient"]
     )
@@ -182,9 +186,9 @@ def test_a_refund_posts_the_reverse_and_never_more_than_was_paid(stripe_webhooks
     assert (payment.refunded_pence, payment.status) == (1000, CardPaymentStatus.SUCCEEDED)
     refund = Transfer.objects.get(idempotency_key=f"{payment.ledger_key}:refund:1")
     assert refund.amount == 1000 and refund.code == "card_refund"
-    assert refund.debit_account == card_account(budget, "top_up")
+    assert refund.debit_account == card_account(budget, "contribution")
     assert refund.credit_account.code == card_payments.STRIPE_BALANCE_CODE
-    assert card_account(budget, "top_up").posted_balance == 1500
+    assert card_account(budget, "contribution").posted_balance == 1500
 
     with pytest.raises(CardPaymentError, match="already been made"):  # the same form posted twice
         card_payment_refund(payment=payment, amount_pence=1000, acting_user=crew["finance"], refund_number=1)
@@ -195,7 +199,7 @@ def test_a_refund_posts_the_reverse_and_never_more_than_was_paid(stripe_webhooks
 
     payment = card_payment_refund(payment=payment, amount_pence=1500, acting_user=crew["finance"])
     assert (payment.refunded_pence, payment.status) == (2500, CardPaymentStatus.REFUNDED)
-    assert card_account(budget, "top_up").posted_balance == 0
+    assert card_account(budget, "contribution").posted_balance == 0
     assert card_transfers(budget).count() == 3
     with pytest.raises(CardPaymentError, match=r"at most £0\.00"):
         card_payment_refund(payment=payment, amount_pence=1, acting_user=crew["finance"])
@@ -478,15 +482,60 @@ def test_the_person_pays_by_card_through_the_pages(client, fake_payments):
 def test_a_declined_card_shows_the_reason_and_a_try_again_link_with_the_answers(client, fake_payments):
     crew = crew_with_patient()
     client.force_login(crew["patient"])
-    payment = start(crew, 1999, CardPaymentPurpose.SURPLUS)
+    payment = start(crew, 1999, CardPaymentPurpose.CONTRIBUTION)
     url = reverse("budgets:card-payment", kwargs={"pk": crew["budget"].pk, "payment_pk": payment.pk})
     client.post(url, {"token": "tok_chargeDeclined"})
     html = client.get(url).content.decode()
     assert "Your payment did not go through" in html and "No money has been taken" in html
-    assert "pay-by-card/?purpose=surplus&amp;amount=19.99" in html
+    assert "pay-by-card/?purpose=contribution&amp;amount=19.99" in html
     assert not card_transfers().exists()
-    prefilled = client.get(reverse("budgets:card-pay", kwargs={"pk": crew["budget"].pk}), {"purpose": "surplus"})
-    assert re.search(r'value="surplus"\s+checked', prefilled.content.decode())
+    prefilled = client.get(reverse("budgets:card-pay", kwargs={"pk": crew["budget"].pk}), {"purpose": "contribution"})
+    assert re.search(r'value="contribution"\s+checked', prefilled.content.decode())
+
+
+@pytest.mark.django_db
+def test_only_what_the_person_owes_is_offered_and_taken_never_a_top_up_of_their_own_money(client, fake_payments):
+    crew = crew_with_patient()
+    budget = crew["budget"]
+    assert card_payments.card_payments_due(budget) == {"contribution": 120_000}
+    for purpose in ("top_up", "surplus"):
+        with pytest.raises(CardPaymentError) as refused:
+            start(crew, 100, purpose=purpose)
+        assert str(refused.value) == card_payments.NOT_DUE[purpose]
+    with pytest.raises(CardPaymentError) as refused:
+        start(crew, 120_001)
+    assert str(refused.value) == "Your contribution still to pay is £1,200.00: you can pay at most that"
+
+    payment, event = paid_event(crew, fake_payments, 100_000)
+    assert deliver(client, fake_payments, event).status_code == 200
+    assert card_payments.card_payments_due(budget) == {"contribution": 20_000}
+    card_payment_refund(payment=CardPayment.objects.get(pk=payment.pk), amount_pence=5_000, acting_user=crew["finance"])
+    assert card_payments.card_payments_due(budget) == {"contribution": 25_000}  # a refund is owed again
+
+    client.force_login(crew["patient"])
+    budget_page = client.get(reverse("budgets:my-budget", kwargs={"pk": budget.pk})).content.decode()
+    assert "Pay your assessed contribution by card</a> (£250.00 still to pay)" in budget_page
+    pay_url = reverse("budgets:card-pay", kwargs={"pk": budget.pk})
+    form = client.get(pay_url).content.decode()
+    assert "My assessed contribution: £250.00 still to pay" in form
+    assert "top-up" not in form.lower() and "surplus" not in form.lower()
+    too_much = client.post(pay_url, {"purpose": "contribution", "amount": "250.01", "key": "k1"}).content.decode()
+    assert "Your contribution still to pay is £250.00: you can pay at most that" in too_much
+    assert 'href="#id_amount"' in too_much
+    top_up = client.post(pay_url, {"purpose": "top_up", "amount": "5.00", "key": "k2"}).content.decode()
+    assert card_payments.CHOOSE_PURPOSE in top_up
+    assert CardPayment.objects.filter(budget=budget).count() == 1
+
+    paid, event = paid_event(crew, fake_payments, 25_000)
+    deliver(client, fake_payments, event)
+    assert card_payments.card_payments_due(budget) == {}
+    assert (
+        "Pay your assessed contribution"
+        not in client.get(reverse("budgets:my-budget", kwargs={"pk": budget.pk})).content.decode()
+    )
+    nothing = client.get(pay_url).content.decode()
+    assert "There is nothing to pay by card for this budget at the moment" in nothing
+    assert 'name="amount"' not in nothing
 
 
 @pytest.mark.django_db

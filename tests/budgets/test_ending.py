@@ -7,7 +7,9 @@ balances and the audit rows name who acted."""
 from __future__ import annotations
 
 import datetime
+import functools
 import io
+import re
 import uuid
 
 import pypdf
@@ -761,6 +763,31 @@ def test_the_persons_page_shows_money_to_pay_back_with_a_card_link(live, client)
     ending.recovery_reconsider(recovery=recovery, evidence="Please look again", acting_user=live["finance"])
     page = client.get(f"/my/budgets/{budget.pk}/").content.decode()
     assert "you do not need to pay while we do" in page and "pay-by-card/?purpose=recovery" not in page
+
+
+def test_a_card_payment_for_a_recovery_is_taken_only_while_a_notice_to_the_person_asks_for_money(live, client):
+    budget = live["budget"]
+    start = functools.partial(
+        card_payments.card_payment_start, budget=budget, purpose="recovery", acting_user=live["patient"]
+    )
+    with pytest.raises(card_payments.CardPaymentError, match="no money asked back"):
+        start(amount_pence=100, key="none-asked")
+    first = notice(live, amount=2000)
+    notice(live, amount=500)
+    assert card_payments.card_payments_due(budget) == {"recovery": 2500}
+    with pytest.raises(card_payments.CardPaymentError) as refused:
+        start(amount_pence=2501, key="too-much")
+    assert str(refused.value) == "You have £25.00 to pay back: you can pay at most that"
+    assert start(amount_pence=2500, key="all").amount_pence == 2500
+
+    client.force_login(live["patient"])
+    page = client.get(f"/my/budgets/{budget.pk}/pay-by-card/").content.decode()
+    assert "Money asked back in a recovery notice: £25.00 to pay back" in page
+    assert re.search(r'value="recovery"\s+checked', page)  # the only thing owed is already chosen
+    assert "assessed contribution:" not in page  # journey 1's plan has none
+
+    ending.recovery_reconsider(recovery=first, evidence="Please look again", acting_user=live["finance"])
+    assert card_payments.card_payments_due(budget) == {"recovery": 500}  # not while it is reconsidered
 
 
 # --- Pages ------------------------------------------------------------------------------------------------------

@@ -78,8 +78,8 @@ def urls_for(mine: dict, theirs: dict) -> list[str]:
 @pytest.fixture
 def two_people(fake_payments, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    mine = person_with_money(agreed_crew(), user_with_role(Role.PATIENT), fake_payments)
-    theirs = person_with_money(agreed_crew(), user_with_role(Role.PATIENT), fake_payments)
+    mine = person_with_money(agreed_crew(contribution_pounds=600), user_with_role(Role.PATIENT), fake_payments)
+    theirs = person_with_money(agreed_crew(contribution_pounds=600), user_with_role(Role.PATIENT), fake_payments)
     return mine, theirs
 
 
