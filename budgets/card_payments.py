@@ -363,6 +363,10 @@ def card_payment_refund(
         key = f"{locked.ledger_key}:refund:{number}"
         payments.gateway().refund(intent_id=locked.intent_id, amount_pence=amount_pence, idempotency_key=key)
         budget = locked.budget
+        if locked.purpose == CardPaymentPurpose.RECOVERY:  # money refunded is owed again on the notices it paid
+            from budgets.ending import recovery_card_refunded
+
+            recovery_card_refunded(locked, amount_pence=amount_pence, key=key, acting_user=acting_user)
         ledger.transfer_post(
             key=key,
             debit_account_id=card_account(budget, locked.purpose).pk,

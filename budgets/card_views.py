@@ -221,7 +221,12 @@ def finance_card_payments(request: HttpRequest) -> HttpResponse:
                     acting_user=request.user,
                     refund_number=data["number"],
                 )
-                messages.success(request, f"Refunded £{data['amount']:,.2f} of card payment {payment.pk}")
+                owed_again = (
+                    ": it is owed again under the recovery notice it paid"
+                    if payment.purpose == CardPaymentPurpose.RECOVERY
+                    else ""
+                )
+                messages.success(request, f"Refunded £{data['amount']:,.2f} of card payment {payment.pk}{owed_again}")
                 return redirect("budgets:card-payments")
             except card_payments.CardPaymentError as exc:
                 form.add_error("amount", str(exc))

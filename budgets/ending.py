@@ -135,6 +135,9 @@ def _plan_status(budget: Budget) -> str:
     return CarePlan.objects.filter(pk=budget.plan_id).values_list("status", flat=True).get()  # never a stale copy
 
 
+RECOVERY_REFUND_CODE = "recovery_refund"
+
+
 def _owed_account(budget: Budget) -> Account:
     return budget_account(
         budget,
@@ -614,9 +617,7 @@ def recovery_repaid(
             raise EndingError(OVER_OUTSTANDING.format(outstanding=format_pence(recovery.outstanding_pence)))
         budget = recovery.budget
         if method == "card":
-            from budgets.card_payments import card_account  # the card code owns that account
-
-            debit = card_account(budget, CardPaymentPurpose.RECOVERY)
+            debit = card_account_for_recovery(budget)
             how = f"by card (card payment {card_payment.pk})"
         else:
             debit = icb_bank_account()
@@ -672,6 +673,53 @@ def recovery_card_paid(payment: CardPayment) -> int:
     if left:
         logger.warning("Card payment %s: %s pence not applied to any recovery notice", payment.pk, left)
     return applied
+
+
+def recovery_card_refunded(payment: CardPayment, *, amount_pence: int, key: str, acting_user) -> list[Recovery]:
+    """Called inside a refund (`key`) of a card payment made for a recovery, before the refund is posted. The refund
+    comes first out of what the payment left unapplied in `card:recovery`, then out of what it paid off each notice,
+    newest notice first: that much is owed again, and a settled notice is open again. Returns the notices changed."""
+    applied: dict[int, int] = {}
+    for transfer in Transfer.objects.filter(
+        code="recovery_repayment", idempotency_key__regex=rf"^recovery:[0-9]+:repaid:{payment.ledger_key}$"
+    ):
+        applied[int(transfer.idempotency_key.split(":")[1])] = transfer.amount
+    for transfer in Transfer.objects.filter(
+        code=RECOVERY_REFUND_CODE, idempotency_key__startswith=f"{payment.ledger_key}:refund:"
+    ):
+        applied[int(transfer.idempotency_key.rsplit(":", 1)[1])] -= transfer.amount  # undone by an earlier refund
+    unapplied = payment.amount_pence - payment.refunded_pence - sum(applied.values())
+    to_undo = amount_pence - max(unapplied, 0)
+    changed = []
+    for recovery in Recovery.objects.select_for_update().filter(pk__in=applied).order_by("-issued_on", "-id"):
+        part = min(to_undo, applied[recovery.pk])
+        if part <= 0:
+            continue
+        with _context("recovery_card_refunded", acting_user):
+            ledger.transfer_post(
+                key=f"{key}:recovery:{recovery.pk}",
+                debit_account_id=_owed_account(recovery.budget).pk,
+                credit_account_id=card_account_for_recovery(recovery.budget).pk,
+                amount=part,
+                code=RECOVERY_REFUND_CODE,
+                effective_date=ledger_selectors.first_open_day(timezone.localdate()),
+                reference=recovery.budget.owner_ref,
+                description=f"Recovery notice {recovery.pk}: card payment {payment.pk} refunded, so owed again",
+                acting_user=acting_user,
+            )
+            recovery.recovered_pence -= part
+            if recovery.status == RecoveryStatus.SETTLED:
+                recovery.status = RecoveryStatus.ISSUED
+            recovery.save(update_fields=["recovered_pence", "status"])
+        to_undo -= part
+        changed.append(recovery)
+    return changed
+
+
+def card_account_for_recovery(budget: Budget) -> Account:
+    from budgets.card_payments import card_account  # the card code owns that account
+
+    return card_account(budget, CardPaymentPurpose.RECOVERY)
 
 
 def write_offs_made(recovery: Recovery) -> int:

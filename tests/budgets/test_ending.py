@@ -583,6 +583,41 @@ def test_a_card_repayment_is_applied_to_the_notice_once_when_stripe_confirms_it(
     assert audit_rows(Recovery, recovery.pk)[2] == ("update", live["patient"].pk)  # after its approval
 
 
+def test_refunding_a_card_repayment_makes_it_owed_again_and_reopens_a_settled_notice(live, fake_payments):
+    budget = live["budget"]
+    older, newer = notice(live, amount=2000, from_balance=False), notice(live, amount=1000, from_balance=False)
+    payment = card_payments.card_payment_start(
+        budget=budget, purpose="recovery", amount_pence=3000, acting_user=live["patient"], key="repay-all"
+    )
+    payment = card_payments.card_payment_confirm(
+        payment=payment, token_or_payment_method="tok_visa", acting_user=live["patient"]
+    )
+    [event] = fake_payments.event_of_type("payment_intent.succeeded")
+    assert card_payments.stripe_event_handle(event)["applied_to_recovery_pence"] == 3000
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.status, newer.status) == ("settled", "settled")
+
+    def refund(amount):
+        card_payments.card_payment_refund(
+            payment=CardPayment.objects.get(pk=payment.pk), amount_pence=amount, acting_user=live["finance"]
+        )
+        older.refresh_from_db()
+        newer.refresh_from_db()
+        return (older.outstanding_pence, older.status), (newer.outstanding_pence, newer.status)
+
+    # The newest notice is owed again first, then the older one.
+    assert refund(600) == ((0, "settled"), (600, "issued"))
+    assert refund(900) == ((500, "issued"), (1000, "issued"))
+    assert card_payments.card_payments_due(budget) == {"recovery": 1500}
+    assert account(budget, "card:recovery").posted_balance == 0  # nothing is left over in the card account
+    assert account(budget, "recovery:owed").posted_balance == 1500
+    assert refund(1500) == ((2000, "issued"), (1000, "issued"))
+    assert ledger_verify().ok
+    reopened = [label for label, _ in audit_rows(Recovery, older.pk)]
+    assert reopened.count("update") >= 3  # repaid, then owed again twice: each an audit row
+
+
 # --- Closing (rule 19) ------------------------------------------------------------------------------------------
 
 
