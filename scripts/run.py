@@ -7,6 +7,7 @@ under var/pgdata, whose data persists between runs, and stops it cleanly on exit
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import secrets
 import signal
@@ -25,6 +26,19 @@ PYTHON = sys.executable
 LOCAL_STRIPE = "http://127.0.0.1:8420"  # settings.STRIPE_API_BASE when no real Stripe key is set
 
 
+DEMO_MARK = BASE_DIR / "var" / "demo-seeded-by.txt"
+
+
+def seed_code_fingerprint() -> str:
+    """What the demo's data depends on: every app's demo module, the seed command and the migrations."""
+    digest = hashlib.sha256()
+    files = [*BASE_DIR.glob("*/demo.py"), *BASE_DIR.glob("*/migrations/0*.py")]
+    files.append(BASE_DIR / "accounts" / "management" / "commands" / "seed_demo.py")
+    for path in sorted(files):
+        digest.update(str(path.relative_to(BASE_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True)
 
@@ -37,6 +51,13 @@ def main() -> int:
         already_running = embedded.is_running(data_dir)
         env["DATABASE_URL"] = embedded.ensure_server(data_dir)
         print(f"Embedded PostgreSQL {'reused' if already_running else 'started'} (data in {data_dir})")
+        seeded_by = DEMO_MARK.read_text().strip() if DEMO_MARK.exists() else ""
+        if seeded_by != seed_code_fingerprint():
+            # The demo's people and money are seeded once; seeded by other code they would not show what this
+            # code does (a patient with no budget, say), so the demo database starts afresh.
+            print("The demo was seeded by other code: starting the demo database afresh")
+            env["DATABASE_URL"] = embedded.recreate_database(data_dir)
+            DEMO_MARK.unlink(missing_ok=True)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
     stopping = False
@@ -52,6 +73,8 @@ def main() -> int:
     try:
         manage("migrate", "--noinput", "-v", "0")
         manage("seed_demo", "--people", env.get("DEMO_PEOPLE", "50"))
+        if use_embedded:
+            DEMO_MARK.write_text(seed_code_fingerprint() + "\n")
         # --- Card payments: a local Stripe server, started before the web server so it inherits the secret ---
         local_stripe = start_local_stripe(env)
         if local_stripe is not None:
