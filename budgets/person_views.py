@@ -288,8 +288,12 @@ def pay_invoice(request: HttpRequest, pk: int) -> HttpResponse:
     budget = _my_budget(request, pk)
     if not _dp_lines(budget).exists():
         raise Http404
-    form = PayInvoiceForm(request.POST or None, budget=budget, initial={"key": one_time_key()})
     step = request.POST.get("step", "details")
+    if step == "change":  # back from the check page to the details, as they were typed
+        answers = {name: request.POST.get(name, "") for name in PayInvoiceForm.base_fields}
+        form = PayInvoiceForm(budget=budget, initial=answers)
+        return render(request, "budgets/person/pay_invoice.jinja", {"budget": budget, "form": form})
+    form = PayInvoiceForm(request.POST or None, budget=budget, initial={"key": one_time_key()})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         invoice = {

@@ -217,6 +217,11 @@ def test_paying_an_invoice_checks_first_reserves_the_money_and_goes_in_the_next_
     }
     check = client.post(url, {**body, "step": "details"}).content.decode()
     assert "Check before you pay" in check and "By bank transfer in the next payment run" in check
+    assert 'name="step" value="change"' in check
+    changing = client.post(url, {**body, "step": "change"}).content.decode()  # "Change the details"
+    assert 'value="HS-9"' in changing and 'value="12.00"' in changing and 'value="once"' in changing
+    assert re.search(rf'<option value="{provider.pk}"\s+selected', changing)
+    assert "There is a problem" not in changing
     assert not DirectPaymentInvoice.objects.exists()  # nothing moves before the check step
     before = dp_available(budget)
     paid = client.post(url, {**body, "step": "confirm"})
