@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.roles import Role
-from brokerage.models import CarePlan, ConnectedPerson, Person, PlanStatus, Representative
+from brokerage.models import CarePlan, ConnectedPerson, Person, PlanStatus, Relationship, Representative
 from config.formatting import format_date
 
 # Finance pays and reconciles every budget and auditors check it all, so both read every person's record. An
@@ -148,7 +148,20 @@ def plan_work(user) -> dict:
         "to_approve_count": to_approve.count(),
         "to_approve": list(to_approve[:WORK_LIMIT]),
         "waiting": [(plan, WAITING_ON_THE_TEAM[plan.status]) for plan in waiting],
+        "necessity": necessity_to_decide(user)[:WORK_LIMIT] if user.has_role(Role.ICB_APPROVER) else [],
     }
+
+
+def necessity_to_decide(user) -> QuerySet[ConnectedPerson]:
+    """Connected people of the approver's ICB whom the budget cannot pay until an approver records that paying them
+    is necessary (rule 11), oldest first; never those the approver recorded as connected themselves."""
+    close = Q(relationship__in=[Relationship.SPOUSE, Relationship.PARTNER]) | Q(lives_in_household=True)
+    return (
+        ConnectedPerson.objects.filter(close, person__in=people_visible_to(user), necessity_approved_on__isnull=True)
+        .exclude(recorded_by=user)
+        .select_related("person", "provider")
+        .order_by("id")
+    )
 
 
 def person_search(query: str, *, path: str = "") -> Q:

@@ -247,6 +247,32 @@ def recoveries_to_approve(user) -> list:
     return list(waiting[:20])
 
 
+def finance_work(user) -> dict:
+    """A finance officer's or manager's dashboard: payment runs to approve (someone else's, rule 4) and to pay,
+    how many provider invoices wait for their approval, and agreed plans whose budget is not set up yet."""
+    from budgets.models import Invoice, InvoiceStatus, RunStatus
+
+    if not user.has_perm("budgets.run_payments"):
+        return {}
+    runs = list(
+        PaymentRun.objects.filter(status__in=[RunStatus.DRAFT, RunStatus.APPROVED])
+        .select_related("author", "approved_by")
+        .order_by("created_at")
+    )
+    to_set_up = (
+        plan_selectors.plans_visible_to(user)
+        .filter(status=PlanStatus.AGREED, budget_record__isnull=True)
+        .select_related("person")
+        .order_by("updated_at")
+    )
+    return {
+        "runs_to_approve": [run for run in runs if run.status == RunStatus.DRAFT and run.author_id != user.pk],
+        "runs_to_pay": [run for run in runs if run.status == RunStatus.APPROVED],
+        "invoices_to_approve": Invoice.objects.filter(status=InvoiceStatus.RECORDED).exclude(recorded_by=user).count(),
+        "plans_to_set_up": list(to_set_up[: plan_selectors.WORK_LIMIT]),
+    }
+
+
 def holder_work(user, today=None) -> dict:
     """A third-party holder's dashboard: how many budgets it holds and its returns due in the next 30 days or late,
     oldest first."""

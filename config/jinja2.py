@@ -57,6 +57,13 @@ def holder_work_for(user) -> dict:
     return holder_work(user)
 
 
+def finance_work_for(user) -> dict:
+    """Finance dashboards: runs, invoices and budgets to set up (budgets.selectors.finance_work)."""
+    from budgets.selectors import finance_work
+
+    return finance_work(user)
+
+
 def plan_work_for(user) -> dict:
     """The dashboards' plans waiting on this user (brokerage.selectors.plan_work)."""
     from brokerage.selectors import plan_work
@@ -108,6 +115,7 @@ def environment(**options) -> jinja2.Environment:
         monitoring_for=monitoring_for,
         plan_work_for=plan_work_for,
         holder_work_for=holder_work_for,
+        finance_work_for=finance_work_for,
         today=timezone.localdate,
     )
     env.filters.update(pence=format_pence, nhs_date=format_date, pluralize=pluralize)
