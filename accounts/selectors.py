@@ -18,7 +18,7 @@ ROLE_PURPOSE = {
     Role.THIRD_PARTY_STAFF: "See the budgets your organisation holds, and record spending and returns.",
     Role.FINANCE_OFFICER: "Run payments, pay provider invoices and reconcile the accounts.",
     Role.FINANCE_MANAGER: "Approve payment runs, close periods and oversee the accounts.",
-    Role.AUDITOR: "Read the accounts, the evidence behind them and the audit trail.",
+    Role.AUDITOR: "Read the accounts, the evidence behind them, and each plan's history of who changed what.",
     Role.ADMINISTRATOR: "Manage users, roles, organisations and reference data.",
 }
 
@@ -44,6 +44,7 @@ def dashboard_links(*, user: User, role: Role) -> list[dict[str, str]]:
         links.append({"href": reverse("ledger:reconcile"), "text": "Reconciliation reports"})
         links.append({"href": reverse("budgets:payment-runs"), "text": "Payment runs: who prepared, approved and paid"})
         links.append({"href": reverse("budgets:invoices"), "text": "Provider invoices waiting to be paid"})
+        links.append({"href": reverse("budgets:card-payments"), "text": "Card payments and refunds"})
     if role in (Role.FINANCE_OFFICER, Role.FINANCE_MANAGER, Role.AUDITOR, Role.ICB_APPROVER):
         links.append({"href": reverse("budgets:phb-return"), "text": "NHS England quarterly PHB return"})
         links.append({"href": reverse("budgets:recharges"), "text": "Recharges between funders of integrated budgets"})

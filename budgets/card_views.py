@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.roles import PERSON_ROLES
 from budgets import card_payments, payments, selectors
 from budgets.holder_views import one_time_key
+from budgets.views import require_finance_or_reader
 from budgets.models import Budget, CardPayment, CardPaymentPurpose, CardPaymentStatus
 from config.formatting import format_pence
 from config.forms import PoundsField
@@ -204,8 +205,7 @@ def card_payment(request: HttpRequest, pk: int, payment_pk: int) -> HttpResponse
 @login_required
 @require_http_methods(["GET", "POST"])
 def finance_card_payments(request: HttpRequest) -> HttpResponse:
-    if not request.user.has_perm("budgets.run_payments"):
-        raise Http404
+    can_refund = require_finance_or_reader(request)  # auditors read the list, with no refund forms
     failed_form = None
     if request.method == "POST":
         form = RefundForm(request.POST)
@@ -246,6 +246,7 @@ def finance_card_payments(request: HttpRequest) -> HttpResponse:
             "payments": recent,
             "statuses": CardPaymentStatus,
             "refund_numbers": refund_numbers,
+            "can_refund": can_refund,
             "failed_form": failed_form,
             "failed_payment": _int(request.POST.get("payment")) if failed_form else None,
             "column_width": "full",

@@ -645,13 +645,26 @@ def test_an_active_representative_may_pay_and_an_inactive_one_may_not(client, fa
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", list(Role))
-def test_only_finance_sees_the_card_payments_page(client, role):
+def test_finance_acts_on_the_card_payments_page_auditors_only_read_it(client, role):
     client.force_login(user_with_role(role))
-    expected = 200 if role in FINANCE_ROLES else 404
+    expected = 200 if role in (*FINANCE_ROLES, Role.AUDITOR) else 404
     url = reverse("budgets:card-payments")
     assert client.get(url).status_code == expected
     if role not in FINANCE_ROLES:
         assert client.post(url, {"payment": 1, "number": 1, "amount": "1.00"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_auditor_reads_card_payments_without_refund_forms(client, fake_payments):
+    crew = crew_with_patient()
+    payment, event = paid_event(crew, fake_payments, 700)
+    deliver(client, fake_payments, event)
+    url = reverse("budgets:card-payments")
+    client.force_login(crew["finance"])
+    assert f'id="refund-amount-{payment.pk}"' in client.get(url).content.decode()
+    client.force_login(user_with_role(Role.AUDITOR))
+    page = client.get(url).content.decode()
+    assert "£7.00" in page and "refund-amount-" not in page
 
 
 # --- The Stripe adapter's request to real Stripe (localstripe cannot make a PaymentMethod from a token) ----------
