@@ -108,8 +108,10 @@ BUDGET_CLOSED = "The budget is closed: nothing more can be asked back"
 PAYEE_REQUIRED = "Enter who is owed the money"
 OFFSET_FIRST = (
     "Offset the surplus against the next instalment first (rule 15): {amount} can come off the payment due on "
-    "{due_on}. Ask for money back only if some is still left after that"
+    "{due_on}. Offset it from the surplus alert on the budget's monitoring page, then ask for money back only if "
+    "some is still left"
 )
+NO_REPRESENTATIVE = "{person} has no representative acting for them: say who else must pay the money back"
 BALANCE_NOTICE_WAITING = "A notice asking for this account's balance back is already waiting for approval"
 NOT_PROPOSED = "This notice is {status}: it is not waiting for approval"
 NOT_YOUR_OWN = "You wrote this notice, so someone else must approve it (rule 4)"
@@ -261,6 +263,9 @@ def _check_notice(*, budget, reasons, amount_pence, deadline, addressee, address
         raise EndingError(DEADLINE_REQUIRED)
     if addressee not in Addressee.values or not (addressee_name or "").strip():
         raise EndingError(ADDRESSEE_REQUIRED)
+    person = budget.plan.person
+    if addressee == Addressee.REPRESENTATIVE and not person.representatives.filter(active=True).exists():
+        raise EndingError(NO_REPRESENTATIVE.format(person=person.full_name))
     deceased = is_deceased(budget)
     if deceased and addressee != Addressee.PERSONAL_REPRESENTATIVES:
         raise EndingError(AFTER_DEATH)
@@ -314,26 +319,18 @@ def recovery_propose(
     surplus is offset against the next instalment first (rule 15); during the final audit a claim on the balance is
     the closing notice, allowed only once every liability is paid."""
     today = _today(today)
-    _check_notice(
-        budget=budget,
-        reasons=reasons,
-        amount_pence=amount_pence,
-        deadline=deadline,
-        addressee=addressee,
-        addressee_name=addressee_name,
-        today=today,
-    )
-    status = _plan_status(budget)
-    if status == PlanStatus.CLOSED:
-        raise EndingError(BUDGET_CLOSED)
     with transaction.atomic(), _context("recovery_propose", acting_user):
         Budget.objects.select_for_update().filter(pk=budget.pk).get()  # one proposal on the balance at a time
-        if from_balance:
-            _check_balance(budget, amount_pence, closing=status == PlanStatus.FINAL_AUDIT)
-            if status in LIVE_FOR_OFFSET and (problem := offset_first_problem(budget)):
-                raise EndingError(problem)
-            if budget.recoveries.filter(status=RecoveryStatus.PROPOSED, from_balance=True).exists():
-                raise EndingError(BALANCE_NOTICE_WAITING)
+        recovery_check(
+            budget=budget,
+            reasons=reasons,
+            amount_pence=amount_pence,
+            deadline=deadline,
+            addressee=addressee,
+            addressee_name=addressee_name,
+            from_balance=from_balance,
+            today=today,
+        )
         recovery = Recovery.objects.create(
             budget=budget,
             reasons=reasons.strip(),
@@ -349,6 +346,40 @@ def recovery_propose(
         )
         transaction.on_commit(lambda: _ask_for_approval(recovery))
     return recovery
+
+
+def recovery_check(
+    *,
+    budget: Budget,
+    reasons: str,
+    amount_pence: int,
+    deadline: datetime.date,
+    addressee: str,
+    addressee_name: str,
+    from_balance: bool = False,
+    today: datetime.date | None = None,
+) -> None:
+    """Every refusal `recovery_propose` would give, without writing anything: the pages check the answers with it
+    before the check-your-answers step, so nobody confirms a notice only to be told to start again."""
+    today = _today(today)
+    _check_notice(
+        budget=budget,
+        reasons=reasons,
+        amount_pence=amount_pence,
+        deadline=deadline,
+        addressee=addressee,
+        addressee_name=addressee_name,
+        today=today,
+    )
+    status = _plan_status(budget)
+    if status == PlanStatus.CLOSED:
+        raise EndingError(BUDGET_CLOSED)
+    if from_balance:
+        _check_balance(budget, amount_pence, closing=status == PlanStatus.FINAL_AUDIT)
+        if status in LIVE_FOR_OFFSET and (problem := offset_first_problem(budget)):
+            raise EndingError(problem)
+        if budget.recoveries.filter(status=RecoveryStatus.PROPOSED, from_balance=True).exists():
+            raise EndingError(BALANCE_NOTICE_WAITING)
 
 
 def _ask_for_approval(recovery: Recovery) -> None:

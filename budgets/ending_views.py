@@ -89,7 +89,8 @@ def pence(amount: Decimal) -> int:
 FIELD_OF_MESSAGE = {
     "amount": ("amount", "holds", "owed", "more than", "repaid or written off", "reduce the amount"),
     "deadline": ("date by which",),
-    "addressee": ("who must pay", "personal representatives"),
+    "addressee": ("who must pay", "personal representatives", "representative acting"),
+    "from_balance": ("offset the surplus", "already waiting for approval"),
     "effective_on": ("take effect",),
     "reasons": (ending.REASONS_REQUIRED, ending.EVIDENCE_REQUIRED),
 }
@@ -198,7 +199,7 @@ class RecoveryForm(forms.Form):
     addressee_name = forms.CharField(
         label="Their name, as the letter should address them",
         max_length=200,
-        error_messages={"required": ending.ADDRESSEE_REQUIRED},
+        error_messages={"required": "Enter the name the letter is addressed to"},
     )
     from_balance = forms.TypedChoiceField(
         label="Where is the money now?",
@@ -280,7 +281,19 @@ def recovery_new(request: HttpRequest, pk: int) -> HttpResponse:
             except BudgetError as exc:
                 _refusal(form, str(exc))
         else:
-            checking = True
+            try:  # every refusal now, before the check step
+                ending.recovery_check(
+                    budget=budget,
+                    reasons=data["reasons"],
+                    amount_pence=pence(data["amount"]),
+                    deadline=data["deadline"],
+                    addressee=data["addressee"],
+                    addressee_name=data["addressee_name"],
+                    from_balance=data.get("from_balance", False),
+                )
+                checking = True
+            except BudgetError as exc:
+                _refusal(form, str(exc))
     return render(
         request,
         "budgets/ending/recovery_new.jinja",

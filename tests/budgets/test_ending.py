@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import html
 import io
 import re
 import uuid
@@ -52,6 +53,7 @@ from tests.brokerage.helpers import icb
 from tests.budgets.test_person_pages import budget_in_use
 from tests.budgets.test_statements import weasyprint_alone
 from tests.factories import issued_recovery, user_with_role
+from tests.mfa import TwoFactorClient
 
 pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 12, 1)
@@ -450,6 +452,26 @@ def test_a_surplus_is_offset_against_the_next_instalment_before_it_is_asked_back
     assert surplus > 0
     with pytest.raises(EndingError, match=r"Offset the surplus against the next instalment first \(rule 15\)"):
         ending.recovery_propose(**proposal(live))
+    # The page says so at the first step, on the question it is about, not after "Send for approval".
+    client = TwoFactorClient()
+    client.force_login(live["finance"])
+    answers = {
+        "reasons": "Money has built up beyond what the plan needs",
+        "amount": "10.00",
+        "deadline": "2027-01-31",
+        "addressee": "person",
+        "addressee_name": "Joan Robson",
+        "from_balance": "yes",
+    }
+    first_step = html.unescape(client.post(f"/budgets/{budget.pk}/recoveries/new/", answers).content.decode())
+    assert "Check the notice before you send it for approval" not in first_step
+    assert re.search(r'href="#[^"]*from_balance', first_step)
+    assert "surplus alert on the budget's monitoring page" in first_step
+    no_one = client.post(f"/budgets/{budget.pk}/recoveries/new/", {**answers, "addressee": "representative"})
+    no_one = html.unescape(no_one.content.decode())
+    assert ending.NO_REPRESENTATIVE.format(person="Joan Robson") in no_one
+    assert re.search(r'href="#[^"]*addressee"', no_one)
+    assert not Recovery.objects.exists()
     payment = services.surplus_offset(budget=budget)
     assert payment.offset_pence == min(surplus, payment.amount_pence)
     left = services.dp_surplus(budget) - payment.offset_pence
@@ -800,15 +822,17 @@ def test_the_persons_page_shows_money_to_pay_back_with_a_card_link(live, client)
     assert "you do not need to pay while we do" in page and "pay-by-card/?purpose=recovery" not in page
 
 
-def test_a_card_payment_for_a_recovery_is_taken_only_while_a_notice_to_the_person_asks_for_money(live, client):
+def test_a_card_payment_for_a_recovery_is_taken_only_while_a_notice_to_the_person_asks_for_money(
+    live, client, fake_payments
+):
     budget = live["budget"]
     start = functools.partial(
         card_payments.card_payment_start, budget=budget, purpose="recovery", acting_user=live["patient"]
     )
     with pytest.raises(card_payments.CardPaymentError, match="no money asked back"):
         start(amount_pence=100, key="none-asked")
-    first = notice(live, amount=2000)
-    notice(live, amount=500)
+    first = notice(live, amount=2000, from_balance=False)
+    notice(live, amount=500, from_balance=False)
     assert card_payments.card_payments_due(budget) == {"recovery": 2500}
     with pytest.raises(card_payments.CardPaymentError) as refused:
         start(amount_pence=2501, key="too-much")
