@@ -27,6 +27,8 @@ class PoundsField(forms.DecimalField):
             text = value.strip()
             text = text[1:].lstrip() if text.startswith("£") else text
             value = text.replace(",", "") if GROUPED_POUNDS.fullmatch(text) else text
+            if any(letter in value for letter in "eEnN"):  # "1e5", "NaN", "Infinity": Decimal reads them, people don't
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return super().to_python(value)
 
 

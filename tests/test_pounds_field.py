@@ -31,7 +31,7 @@ def test_pounds_are_read_with_a_pound_sign_and_thousands_commas(typed, read):
     assert form.cleaned_data["amount"] == read
 
 
-@pytest.mark.parametrize("typed", ["1,25", "12,34,567", "lots", "1.2.3", "£-"])
+@pytest.mark.parametrize("typed", ["1,25", "12,34,567", "lots", "1.2.3", "£-", "1e5", "2E3", "NaN", "Infinity", "-inf"])
 def test_anything_else_is_refused_with_the_forms_message(typed):
     form = AmountForm({"amount": typed})
     assert not form.is_valid()
