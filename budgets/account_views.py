@@ -4,6 +4,8 @@ for the dedicated account); every change is kept in the model's history."""
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -14,6 +16,8 @@ from budgets import selectors, services
 from budgets.models import Budget, DedicatedAccountKind, DirectPaymentAccount, HolderBankAccount
 from budgets.views import require_finance
 from providers.models import ACCOUNT_NUMBER_INVALID, SORT_CODE_INVALID
+
+BACS_NAME = re.compile(r"[A-Z0-9 .&/\-]+")
 
 
 class BankDetailsForm(forms.Form):
@@ -46,7 +50,12 @@ class BankDetailsForm(forms.Form):
         return self.cleaned_data["account_number"].strip()
 
     def clean_account_name(self) -> str:
-        return self.cleaned_data["account_name"].upper()
+        name = self.cleaned_data["account_name"].strip().upper()
+        if not BACS_NAME.fullmatch(name):  # what a BACS payment file can carry: the bank would see something else
+            raise forms.ValidationError(
+                "The name on the account can only have letters, numbers, spaces and . & / -", code="invalid"
+            )
+        return name
 
 
 class DedicatedAccountForm(BankDetailsForm):

@@ -55,6 +55,9 @@ def test_finance_records_the_dedicated_account_and_a_nominee_as_recipient(client
         "account_number": "55779911",
         "signatories": "Michael Robson",
     }
+    beyond_bacs = client.post(url, {**body, "account_name": "E WALKER <PHB>"}).content.decode()
+    assert "The name on the account can only have letters, numbers, spaces and . &amp; / -" in beyond_bacs
+    assert not DirectPaymentAccount.objects.exists()
     assert client.post(url, body).status_code == 302
     account = DirectPaymentAccount.objects.get()
     assert (account.recipient, account.sort_code, account.account_name) == (nominee, "200000", "JOAN ROBSON PHB")
