@@ -84,9 +84,9 @@ def links_on(page_url: str, html: str) -> list[str]:
     return found
 
 
-def crawl(client: TwoFactorClient, start: str) -> tuple[dict[str, int], dict[str, str]]:
+def crawl(client: TwoFactorClient, start: str) -> tuple[dict[str, int | str], dict[str, str]]:
     """Breadth first from `start`: each page's status, and for each page the page that linked to it first."""
-    statuses: dict[str, int] = {}
+    statuses: dict[str, int | str] = {}
     linked_from: dict[str, str] = {start: "(start)"}
     shapes: Counter[str] = Counter()
     queue = deque([start])
@@ -98,6 +98,8 @@ def crawl(client: TwoFactorClient, start: str) -> tuple[dict[str, int], dict[str
         if response.status_code != 200 or not content_type.startswith("text/html"):
             continue
         final = response.redirect_chain[-1][0] if response.redirect_chain else url
+        if ">---------<" in response.content.decode():  # Django's empty choice, never shown as it is
+            statuses[url] = "shows ---------"
         for link in links_on(final, response.content.decode()):
             shape = ID.sub("/<id>", link.split("?")[0]) + ("?" if "?" in link else "")
             if link in linked_from or shapes[shape] >= VARIANTS_PER_PATH:
