@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -128,6 +129,7 @@ def dedicated_account(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.dedicated_account_save(budget=budget, acting_user=request.user, **form.cleaned_data)
+            messages.success(request, f"The direct-payment account for {budget.plan.person.full_name} is saved")
             return redirect("budgets:budget", pk=budget.pk)
         except services.BudgetError as exc:
             form.add_error(None, str(exc))
@@ -157,5 +159,6 @@ def holder_bank(request: HttpRequest, pk: int) -> HttpResponse:
     form = HolderBankForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         services.holder_bank_account_save(organisation=organisation, acting_user=request.user, **form.cleaned_data)
+        messages.success(request, f"{organisation.name}'s bank details are saved")
         return redirect("budgets:holders")
     return render(request, "budgets/holder_bank.jinja", {"organisation": organisation, "form": form})

@@ -58,7 +58,8 @@ def test_finance_records_the_dedicated_account_and_a_nominee_as_recipient(client
     beyond_bacs = client.post(url, {**body, "account_name": "E WALKER <PHB>"}).content.decode()
     assert "The name on the account can only have letters, numbers, spaces and . &amp; / -" in beyond_bacs
     assert not DirectPaymentAccount.objects.exists()
-    assert client.post(url, body).status_code == 302
+    saved = client.post(url, body, follow=True).content.decode()
+    assert f"The direct-payment account for {person.full_name} is saved" in saved
     account = DirectPaymentAccount.objects.get()
     assert (account.recipient, account.sort_code, account.account_name) == (nominee, "200000", "JOAN ROBSON PHB")
     assert "Received by Michael Robson (nominee)" in client.get(f"/budgets/{budget.pk}/").content.decode()
@@ -98,7 +99,8 @@ def test_holder_bank_details_and_connected_account(client, agreed, budget):
     ).content.decode()
     assert "Enter a Stripe account ID that starts with acct_" in bad
     good = {"account_name": "Tyneside IUT", "sort_code": "40 11 62", "account_number": "12345678"}
-    assert client.post(url, {**good, "stripe_account_id": "acct_1TynesideIUT"}).status_code == 302
+    saved = client.post(url, {**good, "stripe_account_id": "acct_1TynesideIUT"}, follow=True).content.decode()
+    assert f"{holder.name}&#39;s bank details are saved" in saved
     account = HolderBankAccount.objects.get(organisation=holder)
     assert (account.sort_code, account.stripe_account_id) == ("401162", "acct_1TynesideIUT")
     assert "Stripe: acct_1TynesideIUT" in client.get("/finance/holders/").content.decode()
