@@ -24,8 +24,8 @@ from django.views.decorators.http import require_http_methods
 from accounts.roles import PERSON_ROLES
 from budgets import card_payments, payments, selectors
 from budgets.holder_views import one_time_key
-from budgets.views import require_finance_or_reader
 from budgets.models import Budget, CardPayment, CardPaymentPurpose, CardPaymentStatus
+from budgets.views import require_finance_or_reader
 from config.formatting import format_pence
 from config.forms import PoundsField
 

@@ -56,12 +56,13 @@ def test_a_patient_pays_a_contribution_by_card_and_a_declined_card_changes_nothi
     expect(page.get_by_role("heading", level=1)).to_have_text("Pay by card")
     assert_accessible(page)
 
-    # Nothing chosen: the NHS error summary, focused.
+    # The only thing owed is chosen already; no amount: the NHS error summary, focused.
+    expect(page.get_by_label("My assessed contribution: £1,200.00 still to pay")).to_be_checked()
     page.get_by_role("button", name="Continue").focus()
     page.keyboard.press("Enter")
     expect(page).to_have_title(re.compile(r"^Error: "))
     expect(page.locator(".nhsuk-error-summary")).to_be_focused()
-    expect(page.locator(".nhsuk-error-summary")).to_contain_text(card_payments.CHOOSE_PURPOSE)
+    expect(page.locator(".nhsuk-error-summary")).to_contain_text("Enter the amount")
     assert_accessible(page)
 
     choose_contribution_and_amount(page, "25.00")

@@ -34,7 +34,7 @@ def test_a_representative_checks_the_budget_records_a_purchase_pays_an_invoice_a
     stripe_webhooks,  # noqa: F811 - the fixture imported above: localstripe, its webhooks to the live server
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
-    crew = agreed_crew()
+    crew = agreed_crew(contribution_pounds=600)  # an assessed contribution, paid by card at the end
     today = datetime.date.today()
     budget = budget_in_use(crew, start=today - datetime.timedelta(days=28))  # the first instalments are paid
     representative = user_with_role(Role.REPRESENTATIVE)
@@ -107,7 +107,7 @@ def test_a_representative_checks_the_budget_records_a_purchase_pays_an_invoice_a
     # A contribution by card: the card details go to Stripe (localstripe here), the ledger moves only when the
     # signed webhook arrives.
     page.goto(f"{live_server.url}/my/budgets/{budget.pk}/")
-    key_press(page.get_by_role("link", name=re.compile("Pay by card")))
+    key_press(page.get_by_role("link", name="Pay your assessed contribution by card"))
     choose_contribution_and_amount(page, "25.00")
     expect(page.get_by_role("heading", level=1)).to_have_text("Check your payment and pay by card")
     visited.check()
