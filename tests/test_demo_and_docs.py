@@ -8,8 +8,8 @@ from accounts.demo import DEMO_USERS, demo_email
 from accounts.models import User
 from accounts.roles import Role
 from brokerage.models import CarePlan, PlanStatus, SignInInvitation
-from budgets import demo as budget_demo
 from budgets import card_payments, reports
+from budgets import demo as budget_demo
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
