@@ -166,6 +166,11 @@ class PaymentRunSerializer(serializers.ModelSerializer):
         totals = selectors.run_totals(run, items=run.items.all())
         return {"by_type": totals.by_type, "by_funder": totals.by_funder, "by_method": totals.by_method}
 
+    def validate_run_date(self, value):
+        if problem := runs.run_date_problem(value):
+            raise serializers.ValidationError(problem)
+        return value
+
 
 def run_data(run: PaymentRun) -> dict:
     """A run as the API shows it, read again with its items after a service changed it."""
@@ -183,7 +188,10 @@ class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         run_date = body.validated_data["run_date"]
         if not runs.anything_due(run_date):
             return Response({"detail": runs.NOTHING_DUE.format(day=run_date)}, status=status.HTTP_409_CONFLICT)
-        run, left_out = runs.payment_run_create(run_date=run_date, acting_user=request.user)
+        try:
+            run, left_out = runs.payment_run_create(run_date=run_date, acting_user=request.user)
+        except BudgetError as exc:
+            return refused(exc)
         data = run_data(run)
         data["left_out_without_bank_details"] = len(left_out)
         return Response(data, status=status.HTTP_201_CREATED)

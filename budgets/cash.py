@@ -69,8 +69,9 @@ def run_item_cash_out(*, item: PaymentRunItem, gateway_transfer_id: str, acting_
         credit_account_id=(stripe_balance_account() if connect else icb_bank_account()).pk,
         amount=item.amount_pence,
         code="connect_transfer" if connect else "bacs_payment",
-        # The bank pays a BACS file on its processing day; Stripe moves a Connect transfer when it is sent.
-        effective_date=timezone.localdate() if connect else item.run.run_date,
+        # The bank pays a BACS file on its processing day, the run's date (never before today: a run approved in
+        # time but paid after its date goes today); Stripe moves a Connect transfer when it is sent.
+        effective_date=timezone.localdate() if connect else max(item.run.run_date, timezone.localdate()),
         reference=gateway_transfer_id if connect else run_reference(item.run_id),
         description=f"{item.payee_name}: {item.reference}"[:300],
         acting_user=acting_user,

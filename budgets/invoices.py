@@ -1,21 +1,25 @@
 """Provider invoices on notional lines (the ICB pays the provider): record, approve (never by the person who
 recorded it), pay. Paying posts the line's open commitment (the rest of it is released) and commits the
-next period, so spend, commitments and the budget stay in step in the ledger."""
+next period, so spend, commitments and the budget stay in step in the ledger. An invoice for more than its line
+has left for the year is refused when it is recorded and when it is approved, so it never reaches a payment run
+the ledger would refuse."""
 
 from __future__ import annotations
 
 import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from brokerage.models import ManagementType, PlanStatus
 from budgets.models import BudgetLine, Invoice, InvoiceStatus
 from budgets.services import PERIODS_A_YEAR, BudgetError, period_dates, split
 from budgets.spending import CONNECTED_REFUSED, blocked_connection
+from config.formatting import format_pence
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger
-from ledger.models import Phase, Transfer
+from ledger.models import Account, Phase, Transfer
 
 MAX_INVOICE_PENCE = 100_000_00  # £100,000: larger is a typing error, or needs a different route
 INVOICE_TOO_LARGE = "The amount must be between 1p and £100,000.00"
@@ -24,6 +28,49 @@ SAME_PERSON = "You recorded this invoice, so someone else must approve it"
 
 
 INVOICE_DATED_AHEAD = "The invoice date must be today or in the past: check the date on the invoice"
+MORE_THAN_LEFT = "This is more than the {left} left on {line} for the year"
+WAITING_TOO = ", counting the {waiting} of invoices already waiting to be paid from it"
+
+
+class InvoiceAmountRefused(BudgetError):
+    """The amount is not one the line can pay: said beside the amount."""
+
+
+class InvoiceDateRefused(BudgetError):
+    """The invoice's date is not one the budget can pay: said beside the date."""
+
+
+def _waiting_on(line: BudgetLine, excluding: Invoice | None) -> int:
+    """Pence of the line's invoices recorded or approved but not paid yet (other than `excluding`)."""
+    waiting = Invoice.objects.filter(budget_line=line, status__in=[InvoiceStatus.RECORDED, InvoiceStatus.APPROVED])
+    if excluding is not None:
+        waiting = waiting.exclude(pk=excluding.pk)
+    return waiting.aggregate(total=Sum("amount_pence"))["total"] or 0
+
+
+def line_money_left(line: BudgetLine, *, excluding: Invoice | None = None) -> int:
+    """Pence the line can still pay invoices from this year: its planned amount, less what it has spent and the
+    invoices already waiting to be paid from it. The budget page's figures in other words (`LineFigures`): its
+    remaining money plus its open commitment, since an invoice is paid from the commitment first."""
+    spend = Account.objects.get(pk=line.spend_account_id)  # read now: the counters move with every posting
+    return line.annual_pence - spend.posted_balance - _waiting_on(line, excluding)
+
+
+def more_than_left(line: BudgetLine, *, excluding: Invoice | None = None) -> str:
+    """The sentence an invoice too large for its line gets, with the figure left."""
+    waiting = _waiting_on(line, excluding)
+    message = MORE_THAN_LEFT.format(
+        left=format_pence(max(line_money_left(line, excluding=excluding), 0)), line=line.plan_line.description
+    )
+    return message + (WAITING_TOO.format(waiting=format_pence(waiting)) if waiting else "")
+
+
+def _check_line_can_pay(line: BudgetLine, amount_pence: int, *, excluding: Invoice | None = None) -> None:
+    """Inside a transaction: refuse an amount more than the line has left. The line is locked first, so two
+    invoices recorded or approved at once cannot each take the same money."""
+    BudgetLine.objects.select_for_update().filter(pk=line.pk).exists()
+    if amount_pence > line_money_left(line, excluding=excluding):
+        raise InvoiceAmountRefused(more_than_left(line, excluding=excluding))
 
 
 def invoice_record(
@@ -34,15 +81,18 @@ def invoice_record(
     if line.budget.plan.status not in (PlanStatus.SETTING_UP, PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW):
         raise BudgetError(f"The budget's plan is {line.budget.plan.get_status_display().lower()}: no new invoices")
     if not 0 < amount_pence <= MAX_INVOICE_PENCE:
-        raise BudgetError(INVOICE_TOO_LARGE)
+        raise InvoiceAmountRefused(INVOICE_TOO_LARGE)
     if invoice_date < line.budget.start_date:
-        raise BudgetError(f"The invoice is dated before the budget started on {line.budget.start_date:%-d %B %Y}")
+        raise InvoiceDateRefused(
+            f"The invoice is dated before the budget started on {line.budget.start_date:%-d %B %Y}"
+        )
     if invoice_date > timezone.localdate():  # an invoice is dated when it is issued, even for support in advance
-        raise BudgetError(INVOICE_DATED_AHEAD)
+        raise InvoiceDateRefused(INVOICE_DATED_AHEAD)
     if blocked_connection(line.budget, provider):
         raise BudgetError(CONNECTED_REFUSED)
     try:
         with transaction.atomic():
+            _check_line_can_pay(line, amount_pence)
             return Invoice.objects.create(
                 budget_line=line,
                 provider=provider,
@@ -60,11 +110,15 @@ def invoice_approve(*, invoice: Invoice, acting_user) -> Invoice:
         raise BudgetError(SAME_PERSON)
     if blocked_connection(invoice.budget_line.budget, invoice.provider):  # the approval may have been withdrawn
         raise BudgetError(CONNECTED_REFUSED)
-    updated = Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.RECORDED).update(
-        status=InvoiceStatus.APPROVED, approved_by=acting_user
-    )
-    if not updated:
-        raise BudgetError("Only an invoice waiting for approval can be approved")
+    with transaction.atomic():
+        # Checked again: the line may have spent its money since the invoice was recorded.
+        if Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.RECORDED).exists():
+            _check_line_can_pay(invoice.budget_line, invoice.amount_pence, excluding=invoice)
+        updated = Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.RECORDED).update(
+            status=InvoiceStatus.APPROVED, approved_by=acting_user
+        )
+        if not updated:
+            raise BudgetError("Only an invoice waiting for approval can be approved")
     invoice.refresh_from_db()
     return invoice
 

@@ -89,9 +89,15 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
 class RunDateForm(forms.Form):
     run_date = DateField(
         label="Pay everything due on or before",
-        help_text="For example, 1 12 2026",
+        help_text=f"Today or up to {runs.MAX_DAYS_AHEAD} days ahead; the bank pays on it. For example, 1 12 2026",
         error_messages={"required": "Enter the date", "invalid": "Enter a real date, like 1 12 2026"},
     )
+
+    def clean_run_date(self):
+        run_date = self.cleaned_data["run_date"]
+        if problem := runs.run_date_problem(run_date):
+            raise forms.ValidationError(problem)
+        return run_date
 
 
 def require_finance(request: HttpRequest) -> None:
@@ -126,9 +132,13 @@ def payment_runs(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and not runs.anything_due(form.cleaned_data["run_date"]):
         form.add_error("run_date", runs.NOTHING_DUE.format(day=form.cleaned_data["run_date"]))
     if request.method == "POST" and form.is_valid():
-        run, left_out = runs.payment_run_create(run_date=form.cleaned_data["run_date"], acting_user=request.user)
-        request.session[f"run-{run.pk}-left-out"] = [runs.left_out_reason(item) for item in left_out]
-        return redirect("budgets:payment-run", pk=run.pk)
+        try:
+            run, left_out = runs.payment_run_create(run_date=form.cleaned_data["run_date"], acting_user=request.user)
+        except services.BudgetError as exc:
+            form.add_error(None, str(exc))
+        else:
+            request.session[f"run-{run.pk}-left-out"] = [runs.left_out_reason(item) for item in left_out]
+            return redirect("budgets:payment-run", pk=run.pk)
     listed = PaymentRun.objects.select_related("author", "approved_by").prefetch_related("items")[:50]
     return render(request, "budgets/payment_runs.jinja", {"form": form, "runs": listed, "can_act": can_act})
 
@@ -150,6 +160,16 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             runs.payment_run_discard(run=run, acting_user=request.user)
             messages.success(request, f"Payment run {run.pk} is discarded: what it gathered waits for the next run.")
             return redirect("budgets:payment-runs")
+        if action == "remove":
+            item_id = request.POST.get("item", "")
+            removed = runs.payment_run_item_remove(
+                run=run,
+                item_id=int(item_id) if item_id.isdecimal() and len(item_id) < 10 else 0,
+                acting_user=request.user,
+            )
+            next_step = TAKEN_OUT_NEXT[removed.invoice_id is not None]
+            messages.success(request, f"{removed.paying_for} is taken out of payment run {run.pk}. {next_step}")
+            return redirect("budgets:payment-run", pk=run.pk)
     except services.BudgetError as exc:
         problem = str(exc)
     items = list(
@@ -170,8 +190,19 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             "left_out": left_out if isinstance(left_out := request.session.get(f"run-{run.pk}-left-out"), list) else [],
             "can_act": can_act,
             "can_approve": can_act and run.status == RunStatus.DRAFT and run.author_id != request.user.pk,
+            "paid_total": sum(item.amount_pence for item in items if item.paid_at),
+            "has_bank_file": runs.has_bank_file(run),
+            "bank_file_total": runs.paid_by_bacs_pence(run),
+            "not_paid": any(item.failure and not item.paid_at for item in items),
+            "taken_out": runs.items_taken_out(run),
         },
     )
+
+
+TAKEN_OUT_NEXT = {
+    True: "The invoice can now be rejected, or paid by a later run.",
+    False: "It waits for the next payment run.",
+}
 
 
 @login_required
@@ -180,12 +211,16 @@ def payment_run_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     run = get_object_or_404(PaymentRun, pk=pk)
     if run.status in (RunStatus.DRAFT, RunStatus.DISCARDED):  # a file only for a run someone approved
         raise Http404
-    if kind == "bacs":
-        response = HttpResponse(runs.payment_run_bacs_file(run), content_type="text/plain; charset=us-ascii")
-        response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}-bacs18.txt"'
-    else:
-        response = HttpResponse(runs.payment_run_csv(run), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}.csv"'
+    try:
+        if kind == "bacs":
+            response = HttpResponse(runs.payment_run_bacs_file(run), content_type="text/plain; charset=us-ascii")
+            response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}-bacs18.txt"'
+        else:
+            response = HttpResponse(runs.payment_run_csv(run), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="payment-run-{run.pk}.csv"'
+    except services.BudgetError as exc:  # nothing paid by BACS: say so rather than hand over an empty file
+        messages.info(request, f"{exc}.")
+        return redirect("budgets:payment-run", pk=run.pk)
     return response
 
 
@@ -237,7 +272,11 @@ def invoices(request: HttpRequest) -> HttpResponse:
     waiting = (
         Invoice.objects.exclude(status__in=["paid", "rejected"])
         .select_related("provider", "recorded_by", "budget_line__plan_line", "budget_line__budget__plan__person")
-        .annotate(run_item_id=F("run_item__id"), run_item_run_id=F("run_item__run_id"))
+        .annotate(
+            run_item_id=F("run_item__id"),
+            run_item_run_id=F("run_item__run_id"),
+            run_item_failure=F("run_item__failure"),
+        )
     )
     return render(request, "budgets/invoices.jinja", {"invoices": waiting, "problem": problem, "can_act": can_act})
 
@@ -294,9 +333,9 @@ def invoice_record(request: HttpRequest, pk: int) -> HttpResponse:
         except services.BudgetError as exc:
             field = (
                 "amount"
-                if "amount" in str(exc)
+                if isinstance(exc, invoice_services.InvoiceAmountRefused)
                 else "invoice_date"
-                if "dated" in str(exc) or "date" in str(exc)
+                if isinstance(exc, invoice_services.InvoiceDateRefused)
                 else None
             )
             form.add_error(field, str(exc))

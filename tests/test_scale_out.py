@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob, ProcrastinateWorker
 
 from accounts.roles import Role
@@ -176,11 +177,14 @@ def test_two_web_processes_and_two_workers_lose_one_each_midway_and_every_job_st
 
         # A payment run, gathered by one finance officer on web A and approved by a manager on web B.
         as_officer, as_manager = Web(officer), Web(manager)
-        created = as_officer.post(bases[0], "/finance/payment-runs/", {"run_date": RUN_DATE.isoformat()})
+        # A run's date is today or later (never in the past): it gathers everything due by then.
+        today = timezone.localdate()
+        created = as_officer.post(bases[0], "/finance/payment-runs/", {"run_date": today.isoformat()})
         assert created.status_code == 302, created.text[:500]
         run = PaymentRun.objects.get(pk=int(re.search(r"/payment-runs/(\d+)/", created.headers["Location"])[1]))
         items = run.items.count()
-        assert items == BUDGETS * 2 + EXTRA_INSTALMENTS  # each budget's two November instalments, and the extras
+        due = ScheduledPayment.objects.filter(status=PaymentStatus.DUE, due_on__lte=run.run_date).count()
+        assert items == due >= BUDGETS * 2 + EXTRA_INSTALMENTS  # each budget's November instalments, and the extras
         run_page = f"/finance/payment-runs/{run.pk}/"
         approved = as_manager.post(bases[1], run_page, {"action": "approve"})
         assert approved.status_code == 302

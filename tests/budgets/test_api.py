@@ -40,7 +40,7 @@ def test_invoice_and_run_through_the_api(client, agreed):
     )
     assert bad.status_code == 400 and "between 1p" in bad.json()["detail"]
     assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/approve/").status_code == 409  # the maker
-    run = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).json()
+    run = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-28"}).json()
     assert len(run["items"]) == 2 and run["status"] == "draft"
 
     client.force_login(manager)
@@ -53,14 +53,14 @@ def test_invoice_and_run_through_the_api(client, agreed):
     assert again.status_code == 200 and again.json()["status"] == "posted"
 
     # The approved invoice is paid by the next run, through the same maker-and-checker steps.
-    second = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"}).json()
+    second = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-28"}).json()
     assert [item["paying_for"] for item in second["items"]] == ["Invoice A-1"]
     assert second["totals"]["by_type"] == {"Provider invoices": 45_000}
     assert sum(second["totals"]["by_funder"].values()) == 45_000
     client.force_login(agreed["finance"])
     post(client, f"/api/budgets/payment-runs/{second['id']}/approve/")
     assert post(client, f"/api/budgets/payment-runs/{second['id']}/pay/", key="run-2").json()["status"] == "posted"
-    empty = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-01"})
+    empty = post(client, "/api/budgets/payment-runs/", {"run_date": "2026-12-28"})
     assert empty.status_code == 409 and empty.json()["detail"].startswith("Nothing is due to be paid")
     assert client.get(f"/api/budgets/invoices/{invoice.json()['id']}/").json()["status"] == "paid"
     assert post(client, f"/api/budgets/invoices/{invoice.json()['id']}/pay/", key="x").status_code in (404, 405)

@@ -162,20 +162,20 @@ def test_an_invoice_recorded_by_mistake_is_rejected_with_reasons_and_can_be_reco
             amount_pence=100,
             acting_user=nursing["finance"],
         )
-    mistake = record(nursing, 700_000, number="N-7")  # £7,000: a typing slip
+    mistake = record(nursing, 500_000, number="N-7")  # £5,000: a typing slip
     client.force_login(nursing["checker"])
     url = reverse("budgets:invoice-reject", kwargs={"pk": mistake.pk})
     assert url in client.get(reverse("budgets:invoices")).content.decode()
     empty = client.post(url, {"reasons": "  "}).content.decode()
     assert "Enter why the invoice is rejected" in empty and 'href="#id_reasons"' in empty
-    assert client.post(url, {"reasons": "Recorded £7,000 instead of £70.00"}).status_code == 302
+    assert client.post(url, {"reasons": "Recorded £5,000 instead of £50.00"}).status_code == 302
     mistake.refresh_from_db()
-    assert (mistake.status, mistake.reasons) == (InvoiceStatus.REJECTED, "Recorded £7,000 instead of £70.00")
+    assert (mistake.status, mistake.reasons) == (InvoiceStatus.REJECTED, "Recorded £5,000 instead of £50.00")
     listed = client.get(reverse("budgets:invoices")).content.decode()
     assert "Invoice N-7 is rejected." in listed and "N-7, " not in listed  # no longer waiting
     again = client.post(url, {"reasons": "twice"}).content.decode()
     assert "Only an invoice not yet in a payment run can be rejected" in again
-    corrected = record(nursing, 7_000, number="N-7")  # the same number, now right
+    corrected = record(nursing, 5_000, number="N-7")  # the same number, now right
     assert corrected.status == InvoiceStatus.RECORDED and budget.lines.get(pk=nursing["line"].pk).invoices.count() == 2
     client.force_login(user_with_role(Role.AUDITOR))
     assert client.get(url).status_code == 404  # auditors read invoices; they do not reject them

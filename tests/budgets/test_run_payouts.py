@@ -91,9 +91,9 @@ def test_a_connected_holder_is_paid_by_one_stripe_transfer_not_by_bacs(crew, fak
     connect_item = run.items.get(method=PayoutMethod.CONNECT)
     assert connect_item.connect_account == "acct_1TynesideIUT" and connect_item.sort_code == ""
     payment_runs.payment_run_approve(run=run, acting_user=crew["manager"])
+    payment_runs.payment_run_post(run=run, acting_user=crew["finance"])
     bacs_file = payment_runs.payment_run_bacs_file(run)
     assert b"TYNESIDE" not in bacs_file and b"JOAN ROBSON PHB" in bacs_file
-    payment_runs.payment_run_post(run=run, acting_user=crew["finance"])
     payment_runs.payment_run_post(run=run, acting_user=crew["finance"])  # paying again sends nothing again
     assert len(fake_gateway.transfers) == 1
     transfer = fake_gateway.transfers[0]
