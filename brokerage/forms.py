@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from decimal import Decimal
 
@@ -22,13 +23,19 @@ from brokerage.models import (
     ManagementType,
     PaymentFrequency,
     Person,
+    PlanStatus,
     ReconsiderationDecision,
     Relationship,
     RepresentativeBasis,
     normalise_nhs_number,
     validate_nhs_number,
 )
-from brokerage.services import SERVICE_KEEPS_CATEGORY, agreement_date_problem, representative_problems
+from brokerage.services import (
+    SERVICE_KEEPS_CATEGORY,
+    agreement_date_problem,
+    line_holder_problem,
+    representative_problems,
+)
 from config.formatting import format_pence
 from config.forms import DateField, PoundsField
 from providers.models import Provider, Service, ServiceCategory
@@ -36,8 +43,25 @@ from providers.models import Provider, Service, ServiceCategory
 MONEY_INVALID = "Enter an amount in pounds and pence, like 1250.00"
 
 
+def in_a_sentence(label: str) -> str:
+    """A label as it reads inside a sentence: "Budget a year" -> "budget a year", but "ICB share" keeps its
+    abbreviation in capitals."""
+    return " ".join(word if len(word) > 1 and word.isupper() else word.lower() for word in label.split(" "))
+
+
+class FirstProblemPoundsField(PoundsField):
+    """One message at a time: an amount both too big and with too many digits says only that it is too big."""
+
+    def run_validators(self, value):
+        try:
+            super().run_validators(value)
+        except ValidationError as exc:
+            raise ValidationError(exc.error_list[:1]) from exc
+
+
 def pounds(label: str, *, required: bool = True, help_text: str = "") -> forms.DecimalField:
-    return PoundsField(
+    named = in_a_sentence(label)
+    return FirstProblemPoundsField(
         label=label,
         required=required,
         min_value=Decimal("0"),
@@ -46,10 +70,10 @@ def pounds(label: str, *, required: bool = True, help_text: str = "") -> forms.D
         max_digits=12,
         help_text=help_text,
         error_messages={
-            "required": f"Enter the {label.lower()}",
+            "required": f"Enter the {named}",
             "invalid": MONEY_INVALID,
-            "min_value": f"The {label.lower()} cannot be negative",
-            "max_value": f"The {label.lower()} must be less than £10,000,000",
+            "min_value": f"The {named} cannot be negative",
+            "max_value": f"The {named} must be less than £10,000,000",
             "max_decimal_places": MONEY_INVALID,
             "max_digits": MONEY_INVALID,
         },
@@ -173,8 +197,12 @@ class LineForm(forms.Form):
             self.add_error("category", SERVICE_KEEPS_CATEGORY.format(category=service.category.name))
         if service is None and data.get("unit_cost") is None:
             self.add_error("unit_cost", "Enter the cost per unit")
-        if data.get("management_type") == ManagementType.THIRD_PARTY and data.get("third_party_holder") is None:
-            self.add_error("third_party_holder", "Select the organisation that will hold the money")
+        if data.get("management_type") and "third_party_holder" not in self.errors:
+            problem = line_holder_problem(
+                management_type=data["management_type"], third_party_holder=data.get("third_party_holder")
+            )
+            if problem:
+                self.add_error("third_party_holder", problem)
         return data
 
 
@@ -279,14 +307,44 @@ class ReturnForm(forms.Form):
     )
 
 
-class ApproveForm(forms.Form):
-    exception_reasons = forms.CharField(
-        label="Exception to the budget (optional)",
+class SubmitForm(forms.Form):
+    """Submitting a plan. One that costs more than its budget asks an approver for an exception, with reasons
+    (rule 3); a plan within its budget asks nothing."""
+
+    exception_request_reasons = forms.CharField(
+        label="Why should an approver allow an exception to the budget?",
         widget=forms.Textarea,
         max_length=3000,
-        required=False,
-        help_text="Only if the support costs more than the budget: record why you allow it",
+        help_text="For example, what the extra support is for and why it cannot be paid for within the budget",
+        error_messages={"required": "Enter why you are asking for an exception to the budget"},
     )
+
+    def __init__(self, *args, plan: CarePlan, **kwargs):
+        super().__init__(*args, **kwargs)
+        if plan.over_budget_by.amount <= 0:
+            del self.fields["exception_request_reasons"]
+        elif not self.is_bound:
+            self.fields["exception_request_reasons"].initial = plan.exception_request_reasons  # resubmitting
+
+
+class ApproveForm(forms.Form):
+    """Approving a plan. One that costs more than its budget is approved only with an exception and the approver's
+    reasons (rule 3); a plan within its budget needs none."""
+
+    exception_reasons = forms.CharField(
+        label="Your reasons for allowing an exception to the budget",
+        widget=forms.Textarea,
+        max_length=3000,
+        help_text="Approving the plan records the exception, with your reasons and your name",
+        error_messages={"required": "Enter your reasons for allowing an exception to the budget, or return the plan"},
+    )
+
+    def __init__(self, *args, plan: CarePlan, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Asked only while the plan waits for a decision: approving again (the browser's back button) is answered
+        # by the service, "This plan has already been approved".
+        if plan.status != PlanStatus.SUBMITTED or plan.over_budget_by.amount <= 0:
+            del self.fields["exception_reasons"]
 
 
 class AgreementForm(forms.Form):
@@ -345,6 +403,10 @@ class ReconsiderationDecisionForm(forms.Form):
         error_messages={"required": "Enter the reasons for the decision"},
     )
 
+
+EARLIEST_DATE_OF_BIRTH = datetime.date(1900, 1, 1)
+DATE_OF_BIRTH_IN_FUTURE = "The date of birth must be in the past"
+DATE_OF_BIRTH_TOO_EARLY = "The date of birth must be on or after 1 January 1900"
 
 # The outward code (area, district) and the inward code (sector, unit), without the space.
 UK_POSTCODE = re.compile(r"[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}")
@@ -432,8 +494,10 @@ class PersonForm(forms.Form):
 
     def clean_date_of_birth(self):
         born = self.cleaned_data["date_of_birth"]
-        if born > timezone.localdate() or born.year < 1900:
-            raise forms.ValidationError("The date of birth must be in the past")
+        if born > timezone.localdate():
+            raise forms.ValidationError(DATE_OF_BIRTH_IN_FUTURE)
+        if born < EARLIEST_DATE_OF_BIRTH:
+            raise forms.ValidationError(DATE_OF_BIRTH_TOO_EARLY)
         return born
 
 

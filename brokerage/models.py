@@ -338,9 +338,18 @@ def can_withdraw_consent(plan: CarePlan, user) -> bool:
 
 
 def plan_is_ready(plan: CarePlan) -> bool:
+    """Nothing stops approval: an over-budget plan needs the approver's exception (rule 3)."""
     from brokerage.validation import plan_problems
 
     return not plan_problems(plan)
+
+
+def plan_is_ready_to_submit(plan: CarePlan) -> bool:
+    """Nothing stops submitting but, perhaps, the lines costing more than the budget: the broker may then submit the
+    plan to ask an approver for an exception, giving reasons (the service asks for them)."""
+    from brokerage.validation import submit_problems
+
+    return not submit_problems(plan)
 
 
 @pghistory.track(append_only=True, exclude=["status"])
@@ -370,6 +379,10 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     first_review_date = models.DateField(null=True, blank=True)
     notice_period_days = models.PositiveIntegerField(default=28)
 
+    exception_request_reasons = models.TextField(
+        blank=True,
+        help_text="Why the broker asks for an exception: the lines and contingency cost more than the budget (rule 3)",
+    )
     exception_reasons = models.TextField(
         blank=True, help_text="Why the lines may cost more than the budget (an approver records this)"
     )
@@ -401,6 +414,13 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     @property
     def lines_total(self) -> Money:
         return sum((line.annual_cost for line in self.lines.all()), Money(0, "GBP"))
+
+    @property
+    def over_budget_by(self) -> Money:
+        """How much the lines and the contingency cost beyond the budget (rule 3); nothing while no budget is set."""
+        if self.budget.amount <= 0:
+            return Money(0, "GBP")
+        return max(self.lines_total + self.contingency_amount - self.budget, Money(0, "GBP"))
 
     def paid_out_a_year(self) -> list[tuple[str, int]]:
         """Pence a year paid out in instalments, by payee: the direct-payment lines together, and each third-party
@@ -444,7 +464,7 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
         source=PlanStatus.DRAFT,
         target=PlanStatus.SUBMITTED,
         permission=can_edit,
-        conditions=[plan_is_ready],
+        conditions=[plan_is_ready_to_submit],
     )
     def submit(self):
         pass

@@ -12,11 +12,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
+from accounts.models import OrganisationKind
 from brokerage import exceptions as errors
 from brokerage.models import (
     ActorKind,
     CarePlan,
     ConnectedPerson,
+    ManagementType,
     Need,
     Outcome,
     Person,
@@ -27,7 +29,7 @@ from brokerage.models import (
     Representative,
     Risk,
 )
-from brokerage.validation import plan_problems
+from brokerage.validation import OVER_BUDGET_KIND, plan_problems
 from config.formatting import format_date
 
 # The fields each builder section may set; anything else is refused.
@@ -319,6 +321,22 @@ def outcome_add(*, plan: CarePlan, acting_user, description: str, needs: list[Ne
 
 
 SERVICE_KEEPS_CATEGORY = "A service from the directory keeps its own category, {category}: leave Category empty"
+# Who holds a line's money follows its management type: only a third-party line has (and needs) a holder.
+HOLDER_REQUIRED = "Select the organisation that will hold the money"
+HOLDER_NOT_INDEPENDENT = "Choose a third-party holder that is independent of the NHS and the person"
+HOLDER_ONLY_FOR_THIRD_PARTY = "Choose a third-party holder only for a third-party budget line"
+
+
+def line_holder_problem(*, management_type: str, third_party_holder) -> str:
+    """What is wrong with this line's third-party holder for its management type ("" if nothing)."""
+    if management_type == ManagementType.THIRD_PARTY:
+        if third_party_holder is None:
+            return HOLDER_REQUIRED
+        if third_party_holder.kind != OrganisationKind.THIRD_PARTY_HOLDER:
+            return HOLDER_NOT_INDEPENDENT
+    elif third_party_holder is not None:
+        return HOLDER_ONLY_FOR_THIRD_PARTY
+    return ""
 
 
 def line_add(
@@ -343,6 +361,8 @@ def line_add(
         # The directory's category decides what the service needs (a CQC registration, say): filing it under
         # another would skip rule 12.
         raise errors.TransitionRefused(SERVICE_KEEPS_CATEGORY.format(category=service.category.name))
+    if problem := line_holder_problem(management_type=management_type, third_party_holder=third_party_holder):
+        raise errors.TransitionRefused(problem)
     return PlanLine.objects.create(
         plan=plan,
         description=description,
@@ -397,23 +417,81 @@ ACTIONS = {
 }
 
 
+# What a transition asked of a plan already in the state it leads to says (a second click, the browser's back
+# button, someone else was quicker), in place of "a plan that is approved cannot be approved".
+ALREADY = {
+    "submit": "This plan has already been submitted",
+    "return_to_broker": "This plan has already been returned to the broker",
+    "reopen": "This plan is already open for changes",
+    "approve": "This plan has already been approved",
+    "record_agreement": "The agreement to this plan has already been recorded",
+    "start_setting_up": "This plan's budget is already being set up",
+    "activate": "This plan is already active",
+    "start_review": "This plan is already under review",
+    "finish_review": "This plan's review has already been finished",
+    "vary": "This plan has already been replaced by a new version",
+    "suspend": "This plan has already been suspended",
+    "resume": "This plan's payments have already been resumed",
+    "stop": "This plan has already been stopped",
+    "withdraw_consent": "This plan has already been stopped",
+    "reinstate": "This plan has already been reinstated",
+    "reinstate_suspended": "This plan has already been reinstated",
+    "begin_final_audit": "This plan's final audit has already begun",
+    "close": "This plan has already been closed",
+}
+
+# Rule 3: a plan costing more than its budget is submitted as a request for an exception, and approved only with one.
+EXCEPTION_REQUEST_REQUIRED = (
+    "The support and contingency cost {over} more than the budget: give your reasons for asking for an exception"
+)
+EXCEPTION_REQUIRED = (
+    "The support and contingency cost {over} more than the budget: to approve the plan, record the exception "
+    "and your reasons for it"
+)
+
+
+def _refused_from(plan: CarePlan, name: str, method) -> errors.BrokerageError:
+    """Why this transition cannot be made from the plan's state now."""
+    targets = {transition.target for transition in method._django_fsm.transitions.values()}
+    if plan.status in targets:
+        return errors.TransitionRefused(ALREADY[name])
+    return errors.TransitionRefused(
+        errors.NOT_NOW.format(status=plan.get_status_display().lower(), action=ACTIONS[name])
+    )
+
+
+def _not_ready(plan: CarePlan, name: str) -> errors.BrokerageError:
+    problems = plan_problems(plan)
+    if name == "submit":  # costing more than the budget is asked about once everything else is ready
+        problems = [problem for problem in problems if problem.kind != OVER_BUDGET_KIND]
+    elif name == "approve" and problems and all(problem.kind == OVER_BUDGET_KIND for problem in problems):
+        return errors.ReasonsRequired(EXCEPTION_REQUIRED.format(over=plan.over_budget_by))
+    return errors.TransitionRefused(errors.NOT_READY.format(problems="; ".join(p.message for p in problems)))
+
+
 def plan_transition(*, plan: CarePlan, name: str, acting_user, reasons: str = "", **changes) -> CarePlan:
-    """Move a plan one step, if this user may and its conditions hold; record who, when, from, to and why."""
+    """Move a plan one step, if this user may and its conditions hold; record who, when, from, to and why.
+
+    Submitting a plan whose lines and contingency cost more than its budget asks an approver for an exception
+    (rule 3): `reasons` are then required, and kept on the plan as the broker's request."""
     method = getattr(plan, name)
     transition = method._django_fsm.get_transition(plan.status)
     if transition is None:
-        raise errors.TransitionRefused(
-            errors.NOT_NOW.format(status=plan.get_status_display().lower(), action=ACTIONS[name])
-        )
+        raise _refused_from(plan, name, method)
     if not transition.has_perm(plan, acting_user):
         raise errors.TransitionRefused(errors.NOT_ALLOWED.format(action=name.replace("_", " ")))
     if not can_proceed(method):
-        problems = "; ".join(problem.message for problem in plan_problems(plan))
-        raise errors.TransitionRefused(errors.NOT_READY.format(problems=problems))
+        raise _not_ready(plan, name)
     assert has_transition_perm(method, acting_user)  # the same checks, as django-fsm-2 itself makes them
     from_status = plan.status
     if name == "submit":  # the payment amount is worked out from the lines (rule 2) and recorded as submitted
         changes.setdefault("payment_amount", plan.payment_per_period)
+        over = plan.over_budget_by
+        if over.amount > 0 and not reasons.strip():
+            raise errors.ReasonsRequired(EXCEPTION_REQUEST_REQUIRED.format(over=over))
+        reasons = reasons.strip()
+        # Kept only while it is asked for: a resubmission within the budget asks for nothing.
+        changes["exception_request_reasons"] = reasons if over.amount > 0 else ""
     try:
         with transaction.atomic():
             for field, value in changes.items():
@@ -433,8 +511,10 @@ def plan_transition(*, plan: CarePlan, name: str, acting_user, reasons: str = ""
     return plan
 
 
-def plan_submit(*, plan: CarePlan, acting_user) -> CarePlan:
-    return plan_transition(plan=plan, name="submit", acting_user=acting_user)
+def plan_submit(*, plan: CarePlan, acting_user, exception_request_reasons: str = "") -> CarePlan:
+    """Submit for approval. A plan costing more than its budget is submitted as a request for an approver's exception
+    (rule 3): the broker's reasons are then required, kept on the plan and in the audit row."""
+    return plan_transition(plan=plan, name="submit", acting_user=acting_user, reasons=exception_request_reasons)
 
 
 def plan_return(*, plan: CarePlan, acting_user, reasons: str) -> CarePlan:
@@ -448,19 +528,35 @@ def plan_reopen(*, plan: CarePlan, acting_user) -> CarePlan:
 
 
 def plan_approve(*, plan: CarePlan, acting_user, exception_reasons: str = "") -> CarePlan:
-    """Approve; an approver may record a sufficiency exception (rule 3) with reasons as they do."""
+    """Approve. A plan whose lines and contingency cost more than its budget is approved only with an exception
+    (rule 3): the approver's reasons are recorded with who made it, on the plan and in the audit row. Reasons given
+    for a plan within its budget are kept in the audit row only: there is no exception to record."""
     changes = {"approved_by": acting_user, "approved_at": timezone.now()}
-    if exception_reasons.strip():
+    exception_reasons = exception_reasons.strip()
+    before = plan.exception_reasons
+    if exception_reasons and plan.over_budget_by.amount > 0:
         changes.update(exception_reasons=exception_reasons, exception_by=acting_user)
         plan.exception_reasons = exception_reasons  # so the readiness check sees it
-    return plan_transition(plan=plan, name="approve", acting_user=acting_user, reasons=exception_reasons, **changes)
+    try:
+        return plan_transition(plan=plan, name="approve", acting_user=acting_user, reasons=exception_reasons, **changes)
+    except errors.BrokerageError:
+        plan.exception_reasons = before  # nothing was recorded
+        raise
+
+
+AGREED_IN_FUTURE = "The date they agreed must be today or in the past"
+AGREED_BEFORE_APPROVAL = "The date they agreed cannot be before the plan was approved on {day}"
 
 
 def agreement_date_problem(plan: CarePlan, agreed_on: datetime.date) -> str:
-    """An agreement is recorded once it has happened: the record is permanent. (The person may have signed the
-    plan before the ICB's approval, so an earlier date is allowed.)"""
+    """An agreement is recorded once it has happened (the record is permanent), and agrees the plan the ICB
+    approved: it is dated from the day of the approval to today."""
     if agreed_on > timezone.localdate():
-        return "The date they agreed must be today or in the past"
+        return AGREED_IN_FUTURE
+    if plan.approved_at is not None:
+        approved_on = timezone.localdate(plan.approved_at)
+        if agreed_on < approved_on:
+            return AGREED_BEFORE_APPROVAL.format(day=format_date(approved_on))
     return ""
 
 

@@ -30,6 +30,7 @@ LINE_UNREGISTERED = "“{line}” needs a provider with a {registration} registr
 LINE_CONNECTED = "“{line}” pays {payee}, a {relationship}: record a dated necessity approval first"
 LINE_NO_HOLDER = "“{line}” is a third-party line: choose the organisation that will hold the money"
 LINE_HOLDER_NOT_INDEPENDENT = "“{line}”: a third-party holder must be independent of the NHS and the person"
+LINE_HOLDER_NOT_THIRD_PARTY = "“{line}” is not a third-party line: remove its third-party holder"
 BUDGET_MISSING = "Enter the budget"
 FUNDING_MISMATCH = "The funding split ({funding}) must add up to the budget ({budget})"
 OVER_BUDGET = (
@@ -40,6 +41,9 @@ OVER_BUDGET_WITH_CONTINGENCY = (
     "The support ({total}) and the contingency ({contingency}) come to {both} a year, more than the budget of "
     "{budget}: reduce one of them or ask an approver for an exception"
 )
+# Rule 3: the one problem a broker may submit with (asking for an exception, with reasons) and an approver may
+# approve with (recording the exception, with theirs).
+OVER_BUDGET_KIND = "over_budget"
 PAYMENT_MISSING = "Choose how often the payments are made"
 CONTINGENCY_MISSING = "Describe the contingency plan"
 RISKS_MISSING = "Add at least one risk and how it is managed"
@@ -54,6 +58,7 @@ NOTICE_MISSING = "Enter the notice period in days"
 class Problem:
     section: str
     message: str
+    kind: str = ""  # OVER_BUDGET_KIND for the lines costing more than the budget (rule 3)
 
 
 def plan_problems(plan) -> list[Problem]:
@@ -62,8 +67,8 @@ def plan_problems(plan) -> list[Problem]:
 
     problems: list[Problem] = []
 
-    def add(section: str, message: str) -> None:
-        problems.append(Problem(section, message))
+    def add(section: str, message: str, kind: str = "") -> None:
+        problems.append(Problem(section, message, kind))
 
     if not plan.about_me.strip():
         add("about", ABOUT_MISSING)
@@ -108,6 +113,8 @@ def plan_problems(plan) -> list[Problem]:
                 add("support", LINE_NO_HOLDER.format(line=line.description))
             elif line.third_party_holder.kind != OrganisationKind.THIRD_PARTY_HOLDER:
                 add("support", LINE_HOLDER_NOT_INDEPENDENT.format(line=line.description))
+        elif line.third_party_holder_id is not None:
+            add("support", LINE_HOLDER_NOT_THIRD_PARTY.format(line=line.description))
 
     if plan.budget.amount <= 0:
         add("budget", BUDGET_MISSING)
@@ -117,7 +124,7 @@ def plan_problems(plan) -> list[Problem]:
         total = sum((line.annual_cost for line in lines), plan.budget * 0)
         if total + plan.contingency_amount > plan.budget and not plan.exception_reasons.strip():
             if total > plan.budget or not plan.contingency_amount.amount:
-                add("budget", OVER_BUDGET.format(total=total, budget=plan.budget))
+                add("budget", OVER_BUDGET.format(total=total, budget=plan.budget), OVER_BUDGET_KIND)
             else:
                 both = total + plan.contingency_amount
                 add(
@@ -125,6 +132,7 @@ def plan_problems(plan) -> list[Problem]:
                     OVER_BUDGET_WITH_CONTINGENCY.format(
                         total=total, contingency=plan.contingency_amount, both=both, budget=plan.budget
                     ),
+                    OVER_BUDGET_KIND,
                 )
 
     if not plan.payment_frequency:
@@ -146,6 +154,12 @@ def plan_problems(plan) -> list[Problem]:
     if not plan.notice_period_days:
         add("coordination", NOTICE_MISSING)
     return problems
+
+
+def submit_problems(plan) -> list[Problem]:
+    """What stops the broker submitting: everything but the lines costing more than the budget, which the broker may
+    submit as a request for an approver's exception, with reasons (rule 3; brokerage.services.plan_transition)."""
+    return [problem for problem in plan_problems(plan) if problem.kind != OVER_BUDGET_KIND]
 
 
 def problems_by_section(plan) -> dict[str, list[Problem]]:

@@ -24,7 +24,7 @@ from brokerage.models import (
     Representative,
     Risk,
 )
-from brokerage.validation import SECTIONS, problems_by_section
+from brokerage.validation import OVER_BUDGET_KIND, SECTIONS, problems_by_section
 
 SIMPLE_SECTIONS = {
     "about": forms.AboutForm,
@@ -253,11 +253,20 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     plan = _plan(request, pk)
     if plan.is_editable and request.user.has_perm("brokerage.change_careplan", plan):
         problems = problems_by_section(plan)
-        tasks = [{"key": key, "title": title, "done": not problems[key]} for key, title in SECTIONS.items()]
+        tasks = [
+            {
+                "key": key,
+                "title": title,
+                "done": not problems[key],
+                # Costing more than the budget is the one problem a plan may be submitted with (rule 3).
+                "needs_exception": bool(problems[key]) and all(p.kind == OVER_BUDGET_KIND for p in problems[key]),
+            }
+            for key, title in SECTIONS.items()
+        ]
         return render(
             request,
             "brokerage/plan_tasks.jinja",
-            {"plan": plan, "tasks": tasks, "ready": all(t["done"] for t in tasks)},
+            {"plan": plan, "tasks": tasks, "ready": all(t["done"] or t["needs_exception"] for t in tasks)},
         )
     return render(
         request,
@@ -375,7 +384,12 @@ def plan_support(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return redirect("brokerage:plan-support", pk=plan.pk)
         except errors.BrokerageError as exc:
-            form.add_error(None, str(exc))
+            holder = str(exc) in (
+                services.HOLDER_REQUIRED,
+                services.HOLDER_NOT_INDEPENDENT,
+                services.HOLDER_ONLY_FOR_THIRD_PARTY,
+            )
+            form.add_error("third_party_holder" if holder else None, str(exc))
     if action == "remove_line":
         problem = _remove(request, plan, PlanLine)
         if problem is None:
@@ -405,21 +419,34 @@ def plan_risks(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def plan_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """Check answers, then submit. A plan whose only problem is costing more than its budget is submitted as a
+    request for an approver's exception, with the broker's reasons (rule 3)."""
     plan = _plan(request, pk)
     _editable(request, plan)
+    form = forms.SubmitForm(request.POST if request.method == "POST" else None, plan=plan)
     problem = None
-    if request.method == "POST":
+    if request.method == "POST" and form.is_valid():
         try:
-            services.plan_submit(plan=plan, acting_user=request.user)
+            services.plan_submit(plan=plan, acting_user=request.user, **form.cleaned_data)
             return render(request, "brokerage/plan_submitted.jinja", {"plan": plan})
+        except errors.ReasonsRequired as exc:
+            if "exception_request_reasons" in form.fields:
+                form.add_error("exception_request_reasons", str(exc))
+            else:
+                problem = str(exc)
         except errors.BrokerageError as exc:
             problem = str(exc)
+    problems = problems_by_section(plan)
+    blocking = [p for items in problems.values() for p in items if p.kind != OVER_BUDGET_KIND]
     return render(
         request,
         "brokerage/plan_check.jinja",
         {
             "plan": plan,
-            "problems": problems_by_section(plan),
+            "problems": problems,
+            "blocking": blocking,
+            "over_budget_by": plan.over_budget_by,
+            "form": form,
             "problem": problem,
         },
     )
@@ -441,7 +468,7 @@ def plan_decide(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm("brokerage.approve_careplan", plan):
         raise Http404
     action = request.POST.get("action")
-    approve_form = forms.ApproveForm(request.POST if action == "approve" else None, prefix="approve")
+    approve_form = forms.ApproveForm(request.POST if action == "approve" else None, prefix="approve", plan=plan)
     return_form = forms.ReturnForm(request.POST if action == "return" else None, prefix="return")
     try:
         if action == "approve" and approve_form.is_valid():
@@ -450,6 +477,10 @@ def plan_decide(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "return" and return_form.is_valid():
             services.plan_return(plan=plan, acting_user=request.user, **return_form.cleaned_data)
             return redirect(reverse("brokerage:approvals") + "?done=returned")
+    except errors.ReasonsRequired as exc:
+        form = approve_form if action == "approve" else return_form
+        field = "exception_reasons" if action == "approve" else "reasons"
+        form.add_error(field if field in form.fields else None, str(exc))
     except errors.BrokerageError as exc:
         (approve_form if action == "approve" else return_form).add_error(None, str(exc))
     return render(
@@ -459,7 +490,8 @@ def plan_decide(request: HttpRequest, pk: int) -> HttpResponse:
             "plan": plan,
             "approve_form": approve_form,
             "return_form": return_form,
-            "over_budget": plan.lines_total + plan.contingency_amount > plan.budget,
+            "over_budget_by": plan.over_budget_by,
+            "lines_and_contingency": plan.lines_total + plan.contingency_amount,
         },
     )
 

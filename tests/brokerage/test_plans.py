@@ -126,8 +126,10 @@ def test_lines_over_budget_need_an_approvers_exception(crew):
         funding_icb=Money(11000, "GBP"),
     )
     assert any("more than the budget" in m for m in messages(plan))
-    with pytest.raises(errors.TransitionRefused):
+    # The broker may submit it only as a request for an exception, with reasons (test_budget_exception.py).
+    with pytest.raises(errors.ReasonsRequired, match="give your reasons for asking for an exception"):
         services.plan_submit(plan=plan, acting_user=crew["broker"])
+    assert plan.status == PlanStatus.DRAFT
     plan.exception_reasons = "Agreed at panel: short-term increase while Joan recovers from surgery"
     assert messages(plan) == []
 

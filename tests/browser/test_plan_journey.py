@@ -171,10 +171,12 @@ def test_broker_builds_submits_and_approver_returns_then_approves(live_server, p
     key_fill(page.get_by_label("Notice period in days"), "28")
     key_press(page.get_by_role("button", name="Save and continue"))
 
-    # Over budget: the check page says so and offers no submit button.
-    key_press(page.get_by_role("link", name="See what is still missing"))
+    # Over budget: the check page says so, and offers to submit the plan only as a request for an exception.
+    key_press(page.get_by_role("button", name="Check and submit"))
     visited.check()
-    expect(page.get_by_text("more than the budget")).to_be_visible()
+    expect(page.get_by_text("more than the budget").first).to_be_visible()
+    expect(page.get_by_role("button", name="Submit and ask for an exception")).to_be_visible()
+    expect(page.get_by_role("button", name="Submit for approval")).to_have_count(0)
     key_press(page.get_by_role("link", name="Change budget and funding"))
     key_fill(page.get_by_label("Budget a year"), "12000")
     key_fill(page.get_by_label("ICB share"), "12000")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
+from django.utils import timezone
 from djmoney.money import Money
 
 from accounts.roles import Role
@@ -63,7 +64,7 @@ def _fund_and_agree(crew, plan, funding):
         plan=plan,
         acting_user=crew["broker"],
         agreed_by_name=plan.person.full_name,
-        agreed_on=D(2024, 1, 1),
+        agreed_on=timezone.localdate(),  # an agreement is dated from the approval (today) on
         icb_signatory=crew["approver"],
     )
 
