@@ -120,6 +120,8 @@ PERSON_PAGES: dict[str, PersonOf] = {
             "letter",
             "letter-pdf",
             "budget-spend-export",
+            "purchase-check",
+            "holder-spend-check",
         )
     },
     "budgets:review": PersonOf("pk", "budgets.Review", "budget__plan__person_id"),

@@ -10,7 +10,6 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 
 from budgets import selectors, spending
 from budgets.models import Budget, HolderReturn, HolderSpend
@@ -40,6 +39,24 @@ def spend_amount() -> PoundsField:
     )
 
 
+def clean_spent_on(budget: Budget, spent_on):
+    """The date paid, on a form that records spending: within the budget's life and not in the future."""
+    problem = spending.spend_date_problem(budget, spent_on)
+    if problem is not None:
+        raise forms.ValidationError(problem)
+    return spent_on
+
+
+def spend_error_field(exc: BudgetError) -> str | None:
+    """Which field a refusal from the spending services belongs beside (None: the top of the form)."""
+    if getattr(exc, "field", None):
+        return exc.field
+    message = str(exc)
+    if "approved" in message:
+        return "connected_person"
+    return "amount" if "amount" in message or "enough" in message else None
+
+
 def one_time_key() -> str:
     """Rendered into each money form once: posting the same form twice records it once."""
     return uuid.uuid4().hex
@@ -64,16 +81,14 @@ class HolderSpendForm(forms.Form):
 
     def __init__(self, *args, budget: Budget, holder, **kwargs):
         super().__init__(*args, **kwargs)
+        self.budget = budget
         self.fields["line"].queryset = budget.lines.filter(plan_line__third_party_holder=holder).select_related(
             "plan_line"
         )
         self.fields["line"].label_from_instance = lambda line: line.plan_line.description
 
     def clean_spent_on(self):
-        spent_on = self.cleaned_data["spent_on"]
-        if spent_on > timezone.localdate():
-            raise forms.ValidationError("The date paid must be today or in the past")
-        return spent_on
+        return clean_spent_on(self.budget, self.cleaned_data["spent_on"])
 
 
 class HolderReturnForm(forms.Form):
@@ -134,7 +149,7 @@ def held_budget(request: HttpRequest, pk: int) -> HttpResponse:
                 )
                 return redirect("budgets:held-budget", pk=budget.pk)
             except BudgetError as exc:
-                spend_form.add_error("amount" if "amount" in str(exc) or "enough" in str(exc) else None, str(exc))
+                spend_form.add_error(spend_error_field(exc), str(exc))
     elif request.method == "POST" and request.POST.get("action") == "return":
         return_form = HolderReturnForm(request.POST, prefix="return")
         if return_form.is_valid():

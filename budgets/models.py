@@ -350,8 +350,53 @@ class SpendFlag(models.TextChoices):
     PROHIBITED = "prohibited", "A category the budget cannot pay for: review"
 
 
+class SpendCheck(models.TextChoices):
+    """What the care coordinator or broker decided about flagged spending (rules 9 and 10)."""
+
+    CODED = "coded", "Coded to a plan line"
+    ACCEPTED = "accepted", "Accepted as checked"
+    RECOVERY = "recovery", "Referred for recovery"
+
+
+class FlaggedSpendCheck(models.Model):
+    """The check of spending flagged for review: what was decided, why, by whom and when. Blank until checked; the
+    change is kept in the spend's history (pghistory), so the row shows the decision and its history what was
+    recorded before it. Coding moves `budget_line` to the chosen line (the ledger gets a correcting transfer)."""
+
+    check_decision = models.CharField(max_length=20, choices=SpendCheck.choices, blank=True, default="")
+    check_reasons = models.TextField(blank=True)
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def needs_check(self) -> bool:
+        return bool(self.flag) and not self.check_decision
+
+
+def flagged_spend_check_constraints(prefix: str) -> list[models.BaseConstraint]:
+    return [
+        models.CheckConstraint(
+            condition=Q(check_decision="", checked_by__isnull=True, checked_at__isnull=True)
+            | (~Q(check_decision="") & Q(checked_by__isnull=False, checked_at__isnull=False)),
+            name=f"{prefix}_check_says_who_and_when",
+        ),
+        models.CheckConstraint(condition=Q(check_decision="") | ~Q(flag=""), name=f"{prefix}_check_only_if_flagged"),
+        models.CheckConstraint(
+            condition=Q(check_decision__in=["", "coded"]) | ~Q(check_reasons=""), name=f"{prefix}_check_has_reasons"
+        ),
+        models.CheckConstraint(
+            condition=~Q(check_decision="coded") | Q(budget_line__isnull=False), name=f"{prefix}_coded_has_line"
+        ),
+    ]
+
+
 @pghistory.track(append_only=True)
-class DirectPaymentSpend(models.Model):
+class DirectPaymentSpend(FlaggedSpendCheck):
     """Money spent from the direct-payment account, coded to the plan line it pays for (rule 9). Spending
     with no line is still recorded, in the budget's uncoded account, and flagged for review."""
 
@@ -375,14 +420,17 @@ class DirectPaymentSpend(models.Model):
 
     class Meta:
         ordering = ["-spent_on", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount_pence__gt=0), name="dp_spend_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_pence__gt=0), name="dp_spend_positive"),
+            *flagged_spend_check_constraints("dp_spend"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.payee}: {self.amount_pence}p"
 
 
 @pghistory.track(append_only=True)
-class HolderSpend(models.Model):
+class HolderSpend(FlaggedSpendCheck):
     """Money a third-party holder spent from what it holds for the budget, coded to the plan line it pays for,
     or recorded as uncoded and flagged for review (rule 9)."""
 
@@ -399,7 +447,10 @@ class HolderSpend(models.Model):
 
     class Meta:
         ordering = ["-spent_on", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(amount_pence__gt=0), name="holder_spend_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_pence__gt=0), name="holder_spend_positive"),
+            *flagged_spend_check_constraints("holder_spend"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.payee}: {self.amount_pence}p"

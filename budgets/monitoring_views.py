@@ -4,13 +4,14 @@ it, completing a review, and the person's own returns and withdrawal of consent.
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from brokerage import selectors as plan_selectors
 from brokerage.exceptions import BrokerageError
-from budgets import monitoring, person_selectors, selectors
+from budgets import monitoring, person_selectors, selectors, spending
 from budgets.models import (
     Budget,
     DirectPaymentReturn,
@@ -19,6 +20,7 @@ from budgets.models import (
     Review,
     ReviewDecision,
     ReviewReason,
+    SpendCheck,
     StopGround,
     SurplusAlert,
     SuspensionReason,
@@ -128,6 +130,11 @@ def budget_monitoring(request: HttpRequest, pk: int) -> HttpResponse:
             "suspension": budget.suspensions.filter(ended_on__isnull=True).first(),
             "stops": budget.stop_decisions.all(),
             "is_finance": request.user.has_perm("budgets.run_payments"),
+            # Rules 9 and 10: spending flagged for checking, and what was decided about the rest.
+            "flagged": spending.flagged_spending(budget),
+            "checked": spending.flagged_spending(budget, checked=True),
+            "may_check": spending.may_check_spending(request.user, budget),
+            "may_recover": request.user.has_perm("budgets.recover_money"),
         },
     )
 
@@ -217,6 +224,95 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         except (BudgetError, BrokerageError) as exc:
             form.add_error(None, str(exc))
     return render(request, "budgets/monitoring/review.jinja", {"review": item, "budget": budget, "form": form})
+
+
+# --- Checking flagged spending (rules 9 and 10) -----------------------------------------------------------
+
+
+class SpendCheckForm(forms.Form):
+    decision = forms.ChoiceField(
+        label="What have you decided?",
+        widget=forms.RadioSelect,
+        error_messages={"required": spending.CHECK_CHOOSE, "invalid_choice": spending.CHECK_CHOOSE},
+    )
+    line = forms.ModelChoiceField(
+        label="The part of the plan it paid for",
+        help_text="Only when you code it to a line of the plan",
+        queryset=None,
+        required=False,
+        error_messages={"invalid_choice": spending.CHECK_LINE},
+    )
+    reasons = forms.CharField(
+        label="Reasons",
+        help_text="Needed to accept it or refer it for recovery. The person may ask to read them",
+        widget=forms.Textarea,
+        required=False,
+        max_length=2000,
+        error_messages={"max_length": "Keep the reasons to 2,000 characters or fewer"},
+    )
+
+    def __init__(self, *args, item: spending.FlaggedSpend, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(value, label) for value, label in SpendCheck.choices]
+        if item.can_be_coded:
+            self.fields["line"].queryset = spending.check_lines(item)
+            self.fields["line"].label_from_instance = lambda line: line.plan_line.description
+        else:  # already on a line (a prohibited purchase): it is accepted or referred, not coded again
+            choices = [(value, label) for value, label in choices if value != SpendCheck.CODED]
+            del self.fields["line"]
+        self.fields["decision"].choices = choices
+
+    def clean(self):
+        data = super().clean()
+        decision = data.get("decision")
+        if decision == SpendCheck.CODED and not data.get("line") and "line" not in self.errors:
+            self.add_error("line", spending.CHECK_LINE)
+        if decision in spending.CHECK_REASONS and not data.get("reasons", "").strip() and "reasons" not in self.errors:
+            self.add_error("reasons", spending.CHECK_REASONS[decision])
+        return data
+
+
+@login_required
+def purchase_check(request: HttpRequest, pk: int, purchase_pk: int) -> HttpResponse:
+    return _spend_check(request, pk, "purchase", purchase_pk)
+
+
+@login_required
+def holder_spend_check(request: HttpRequest, pk: int, holder_spend_pk: int) -> HttpResponse:
+    return _spend_check(request, pk, "holder", holder_spend_pk)
+
+
+def _spend_check(request: HttpRequest, pk: int, kind: str, spend_pk: int) -> HttpResponse:
+    """One flagged item: what was paid and why it was flagged, and the care coordinator's or broker's decision."""
+    budget = _staff_budget(request, pk)
+    item = spending.flagged_spend_get(budget, kind, spend_pk)
+    if item is None or not spending.may_check_spending(request.user, budget):
+        raise Http404
+    form = SpendCheckForm(request.POST if request.method == "POST" else None, item=item)
+    if request.method == "POST" and item.spend.check_decision:
+        form.add_error(None, spending.CHECK_DONE)  # checked meanwhile, by someone else or a second click
+    elif request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            checked = spending.spend_check(
+                item=item,
+                decision=data["decision"],
+                line=data.get("line"),
+                reasons=data["reasons"],
+                acting_user=request.user,
+            )
+            messages.success(
+                request,
+                f"Checked: {checked.spend.payee}, {checked.spend.get_check_decision_display().lower()}.",
+            )
+            return redirect("budgets:monitoring", pk=budget.pk)
+        except BudgetError as exc:
+            form.add_error(None, str(exc))
+    return render(
+        request,
+        "budgets/monitoring/spend_check.jinja",
+        {"budget": budget, "item": item, "form": form, "may_recover": request.user.has_perm("budgets.recover_money")},
+    )
 
 
 # --- The person's side ------------------------------------------------------------------------------------

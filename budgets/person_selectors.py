@@ -38,7 +38,7 @@ def my_budget(*, user, pk: int) -> Budget:
 @dataclasses.dataclass(frozen=True)
 class Overview:
     budget: Budget
-    lines: list[LineFigures]
+    lines: list[LineFigures]  # the plan's lines
     budget_total: int
     planned: int
     spent: int
@@ -48,6 +48,12 @@ class Overview:
     direct_payment_set_aside: int  # reserved for invoices the person paid that are not yet sent
     next_review: datetime.date | None
     chart: list[ChartPoint]
+    uncoded: LineFigures | None = None  # spending not coded to a plan line yet, as the statement's row shows it
+
+    @property
+    def rows(self) -> list[LineFigures]:
+        """The line table's rows: the plan's lines, then the uncoded spending; its columns add up to the totals."""
+        return [*self.lines, self.uncoded] if self.uncoded else list(self.lines)
 
 
 def overview(budget: Budget) -> Overview:
@@ -58,8 +64,10 @@ def overview(budget: Budget) -> Overview:
     dp_balance = balances.get("held:direct-payment")
     if dp_balance is not None:
         dp_balance -= balances.get("mixed-funds", 0)  # money from other sources is not the budget's
+    uncoded_account = next((row.account for row in rows if row.purpose == UNCODED_PURPOSE), None)
+    uncoded = uncoded_row(uncoded_account) if uncoded_account is not None and uncoded_account.posted_balance else None
     planned = sum(line.planned for line in lines)
-    spent = sum(line.spent for line in lines) + balances.get("spend:uncoded", 0)
+    spent = sum(line.spent for line in lines) + (uncoded.spent if uncoded else 0)
     return Overview(
         budget=budget,
         lines=lines,
@@ -72,6 +80,7 @@ def overview(budget: Budget) -> Overview:
         direct_payment_set_aside=set_aside,
         next_review=next_review(budget, timezone.localdate()),
         chart=spend_chart_points(budget, planned),
+        uncoded=uncoded,
     )
 
 
@@ -97,6 +106,21 @@ class AccountNames:
 
 
 UNCODED_LINE = "Not coded to a line"
+UNCODED_ROW = f"{UNCODED_LINE} (to be checked)"  # the row the budget page and the statement (statements.py) show
+UNCODED_PURPOSE = "spend:uncoded"
+
+
+def uncoded_row(account) -> LineFigures:
+    """Spending not coded to a plan line (rule 9), as a row beside the lines: nothing planned, all of it spent, until
+    the care coordinator codes it to a line or accepts it (budgets/spending.py, spend_check)."""
+    return LineFigures(
+        description=UNCODED_ROW,
+        management_type="",
+        planned=0,
+        committed=0,
+        spent=account.posted_balance,
+        account_code=account.code,
+    )
 
 
 def account_names(budget: Budget, *, purposes: dict[int, str] | None = None, lines=None) -> AccountNames:
@@ -107,15 +131,22 @@ def account_names(budget: Budget, *, purposes: dict[int, str] | None = None, lin
     if lines is None:
         lines = budget.lines.select_related("plan_line")
     spend = {line.spend_account_id: line.plan_line.description for line in lines}
-    spend.update({account_id: UNCODED_LINE for account_id, purpose in purposes.items() if purpose == "spend:uncoded"})
+    spend.update({account_id: UNCODED_LINE for account_id, purpose in purposes.items() if purpose == UNCODED_PURPOSE})
     return AccountNames(spend, purposes)
 
 
 def spend_chart_points(budget: Budget, planned: int) -> list[ChartPoint]:
-    spends = Transfer.objects.filter(phase__in=MOVED, debit_account_id__in=account_names(budget).spend).values_list(
-        "effective_date", "amount"
-    )
-    return month_points(budget.start_date, planned, list(spends), timezone.localdate())
+    # Net of credits to a spend account (a reversal, or uncoded spending later coded to a line: a move between two
+    # spend accounts counts nothing), as the statement's chart is, so the last bar equals "spent so far".
+    ids = set(account_names(budget).spend)
+    moves = Transfer.objects.filter(phase__in=MOVED).filter(Q(debit_account_id__in=ids) | Q(credit_account_id__in=ids))
+    spends = [
+        (day, (amount if debit in ids else 0) - (amount if credit in ids else 0))
+        for day, amount, debit, credit in moves.values_list(
+            "effective_date", "amount", "debit_account_id", "credit_account_id"
+        )
+    ]
+    return month_points(budget.start_date, planned, spends, timezone.localdate())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +193,11 @@ def describe(budget: Budget, transfers, *, names: AccountNames | None = None) ->
     for transfer in transfers:
         debit, credit = purposes.get(transfer.debit_account_id, ""), purposes.get(transfer.credit_account_id, "")
         description = transfer.description or transfer.code.replace("_", " ").capitalize()
-        if transfer.debit_account_id in spend_accounts:
+        if transfer.debit_account_id in spend_accounts and transfer.credit_account_id in spend_accounts:
+            # Spending moved between lines (uncoded spending coded after checking): nothing came in or went out.
+            line = spend_accounts[transfer.debit_account_id]
+            rows.append(Transaction(transfer.effective_date, description, line, 0, 0))
+        elif transfer.debit_account_id in spend_accounts:
             rows.append(
                 Transaction(
                     transfer.effective_date, description, spend_accounts[transfer.debit_account_id], 0, transfer.amount

@@ -11,11 +11,10 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 
 from brokerage.models import ConnectedPerson
 from budgets import card_payments, charts, dp_invoices, person_selectors, selectors, spending
-from budgets.holder_views import one_time_key, spend_amount
+from budgets.holder_views import clean_spent_on, one_time_key, spend_amount, spend_error_field
 from budgets.models import Budget, CardPaymentPurpose, DirectPaymentInvoice, DirectPaymentSpend
 from budgets.services import BudgetError
 from config.formatting import format_pence
@@ -171,6 +170,7 @@ class PurchaseForm(forms.Form):
 
     def __init__(self, *args, budget: Budget, **kwargs):
         super().__init__(*args, **kwargs)
+        self.budget = budget
         self.fields["line"].queryset = _dp_lines(budget)
         self.fields["line"].label_from_instance = lambda line: line.plan_line.description
         self.fields["category"].label_from_instance = lambda category: (
@@ -184,10 +184,7 @@ class PurchaseForm(forms.Form):
         )
 
     def clean_spent_on(self):
-        spent_on = self.cleaned_data["spent_on"]
-        if spent_on > timezone.localdate():
-            raise forms.ValidationError("The date paid must be today or in the past")
-        return spent_on
+        return clean_spent_on(self.budget, self.cleaned_data["spent_on"])
 
     def clean_receipt(self):
         receipt = self.cleaned_data["receipt"]
@@ -225,8 +222,7 @@ def record_purchase(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, recorded)
             return redirect("budgets:my-transactions", pk=budget.pk)
         except BudgetError as exc:
-            field = "connected_person" if "approved" in str(exc) else "amount" if "enough" in str(exc) else None
-            form.add_error(field, str(exc))
+            form.add_error(spend_error_field(exc), str(exc))
     return render(request, "budgets/person/purchase.jinja", {"budget": budget, "form": form})
 
 

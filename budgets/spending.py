@@ -5,12 +5,16 @@ nobody can record spending the account does not hold."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
+import pghistory
 from django.db import transaction
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import Role
 from brokerage.models import CarePlan, ConnectedPerson, ManagementType, PlanStatus
 from budgets.models import (
     BudgetAccount,
@@ -21,12 +25,13 @@ from budgets.models import (
     HolderReturn,
     HolderSpend,
     MoneyInSource,
+    SpendCheck,
     SpendFlag,
 )
 from budgets.services import BudgetError, budget_account
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger
-from ledger.exceptions import InsufficientFunds
+from ledger.exceptions import InsufficientFunds, LedgerError
 from ledger.models import AccountKind, Phase, Transfer
 
 MAX_SPEND_PENCE = 50_000_00
@@ -37,6 +42,31 @@ CONNECTED_REFUSED = (
     "has approved that it is necessary. Ask the care coordinator"
 )
 HOLDER_NOT_ENOUGH = "Your organisation does not hold enough for this budget to pay this"
+SPENT_AHEAD = "The date paid must be today or in the past"
+SPENT_BEFORE_START = "The payment is dated before the budget started on {start:%-d %B %Y}"
+
+
+class SpendDateError(BudgetError):
+    """The date paid is before the budget started or after today; it belongs on the form's date field."""
+
+    field = "spent_on"
+
+
+def spend_date_problem(budget, spent_on: datetime.date) -> str | None:
+    """Why money cannot have been spent from the budget on `spent_on`, else None: a budget pays nothing before it
+    started (as an invoice cannot be dated before it: budgets/invoices.py), and nothing is paid in the future.
+    Forms call this to show the error beside the date; the spending services call it again, so nothing skips it."""
+    if spent_on < budget.start_date:
+        return SPENT_BEFORE_START.format(start=budget.start_date)
+    if spent_on > timezone.localdate():
+        return SPENT_AHEAD
+    return None
+
+
+def check_spend_date(budget, spent_on: datetime.date) -> None:
+    problem = spend_date_problem(budget, spent_on)
+    if problem is not None:
+        raise SpendDateError(problem)
 
 
 SPENDING_STATUSES = (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.STOPPING)
@@ -122,6 +152,7 @@ def dp_spend_record(
         ManagementType.DIRECT_PAYMENT,
         "Choose one of this budget's direct-payment lines, or leave the line empty",
     )
+    check_spend_date(budget, spent_on)
     existing = DirectPaymentSpend.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
@@ -176,6 +207,7 @@ def holder_spend_record(
         ManagementType.THIRD_PARTY,
         "Choose one of the lines your organisation holds, or leave the line empty",
     )
+    check_spend_date(budget, spent_on)
     existing = HolderSpend.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
@@ -304,3 +336,158 @@ def _uncoded_account(budget, accounts):
     return accounts.get("spend:uncoded") or budget_account(
         budget, "spend:uncoded", "Spend not coded to a plan line", AccountKind.EXPENSE
     )
+
+
+# --- Checking flagged spending (rules 9 and 10) ----------------------------------------------------------------
+# Spending not coded to a plan line, or in a category the budget cannot pay for, is recorded and flagged; the care
+# coordinator or broker then checks each item from the budget's monitoring page: codes it to a plan line (the money
+# moves from the uncoded account to that line's spend account by a correcting transfer: the ledger is never
+# changed), accepts it as checked with a written reason, or refers it for recovery (finance then writes the notice
+# on its own page). Who decided and when is on the spend's row, and its history (pghistory) keeps the change.
+
+SPEND_KINDS: dict[str, type[DirectPaymentSpend] | type[HolderSpend]] = {
+    "purchase": DirectPaymentSpend,  # from the direct payment, recorded by the person (or for them)
+    "holder": HolderSpend,  # by a third-party holder
+}
+CHECKERS = (Role.CARE_BROKER, Role.CARE_COORDINATOR)
+CHECK_NOT_YOURS = "Only the person's care coordinator or broker can check flagged spending"
+CHECK_OWN = "You recorded this spending, so someone else must check it"
+CHECK_DONE = "This spending has already been checked"
+CHECK_NOT_FLAGGED = "This spending was not flagged for checking"
+CHECK_CHOOSE = "Choose what to do with this spending"
+CHECK_LINE = "Choose the part of the plan it paid for"
+CHECK_REASONS = {
+    SpendCheck.ACCEPTED: "Enter why the spending is accepted",
+    SpendCheck.RECOVERY: "Enter why the money should be paid back",
+}
+CHECK_CODED_ALREADY = "This spending is already coded to a line of the plan: accept it or refer it for recovery"
+CORRECTION_CODE = "spend_coded"
+
+
+@dataclasses.dataclass(frozen=True)
+class FlaggedSpend:
+    """One flagged item as the monitoring page lists it."""
+
+    kind: str  # a key of SPEND_KINDS
+    spend: DirectPaymentSpend | HolderSpend
+
+    @property
+    def recorded_for(self) -> str:
+        return f"{self.spend.holder.name} (third-party holder)" if self.kind == "holder" else "Direct payment"
+
+    @property
+    def why(self) -> str:
+        if self.spend.flag == SpendFlag.PROHIBITED:
+            category = getattr(self.spend, "category", None)
+            return f"{category.name}: a kind of purchase the budget cannot pay for" if category else "Not allowed"
+        return "Not coded to a line of the plan"
+
+    @property
+    def check_url(self) -> str:
+        if self.kind == "holder":
+            return reverse(
+                "budgets:holder-spend-check", kwargs={"pk": self.spend.budget_id, "holder_spend_pk": self.spend.pk}
+            )
+        return reverse("budgets:purchase-check", kwargs={"pk": self.spend.budget_id, "purchase_pk": self.spend.pk})
+
+    @property
+    def can_be_coded(self) -> bool:
+        return self.spend.budget_line_id is None
+
+
+def may_check_spending(user, budget) -> bool:
+    """The person's care coordinator or broker (assigned to them) checks flagged spending."""
+    return user.has_role(*CHECKERS) and user.has_perm("brokerage.run_budget", budget.plan)
+
+
+def flagged_spending(budget, *, checked: bool = False) -> list[FlaggedSpend]:
+    """The budget's flagged spending still to check (or, `checked`, already checked, most recent decision first),
+    both kinds in one list: two queries whatever the number."""
+    items = []
+    for kind, model in SPEND_KINDS.items():
+        related = ["budget_line__plan_line", "recorded_by", "checked_by"]
+        related += ["category"] if model is DirectPaymentSpend else ["holder"]
+        rows = model.objects.filter(budget=budget).exclude(flag=SpendFlag.NONE).select_related(*related)
+        rows = rows.exclude(check_decision="") if checked else rows.filter(check_decision="")
+        items += [FlaggedSpend(kind, spend) for spend in rows]
+    if checked:
+        return sorted(items, key=lambda item: (item.spend.checked_at, item.spend.pk), reverse=True)
+    return sorted(items, key=lambda item: (item.spend.spent_on, item.kind, item.spend.pk))
+
+
+def flagged_spend_get(budget, kind: str, pk: int) -> FlaggedSpend | None:
+    """One of the budget's flagged items, checked or not; None if there is no such item on this budget."""
+    model = SPEND_KINDS.get(kind)
+    if model is None:
+        return None
+    spend = model.objects.filter(budget=budget, pk=pk).exclude(flag=SpendFlag.NONE).first()
+    return FlaggedSpend(kind, spend) if spend is not None else None
+
+
+def check_lines(item: FlaggedSpend):
+    """The plan lines flagged spending may be coded to: the direct payment's lines for a purchase, the lines the
+    holder holds for a holder's spending."""
+    lines = item.spend.budget.lines.select_related("plan_line")
+    if item.kind == "holder":
+        return lines.filter(management_type=ManagementType.THIRD_PARTY, plan_line__third_party_holder=item.spend.holder)
+    return lines.filter(management_type=ManagementType.DIRECT_PAYMENT)
+
+
+def spend_check(
+    *, item: FlaggedSpend, decision: str, acting_user, line: BudgetLine | None = None, reasons: str = ""
+) -> FlaggedSpend:
+    """Record the check of one flagged item, once: coded to a plan line (with a correcting transfer from the
+    uncoded account), accepted with reasons, or referred for recovery with reasons."""
+    budget = item.spend.budget
+    if not may_check_spending(acting_user, budget):
+        raise BudgetError(CHECK_NOT_YOURS)
+    if decision not in SpendCheck.values:
+        raise BudgetError(CHECK_CHOOSE)
+    reasons = reasons.strip()
+    if decision in CHECK_REASONS and not reasons:
+        raise BudgetError(CHECK_REASONS[decision])
+    model = SPEND_KINDS[item.kind]
+    with transaction.atomic(), pghistory.context(user=acting_user.pk, action="spend_check"):
+        spend = model.objects.select_for_update().select_related("budget").get(pk=item.spend.pk)
+        if not spend.flag:
+            raise BudgetError(CHECK_NOT_FLAGGED)
+        if spend.check_decision:
+            raise BudgetError(CHECK_DONE)
+        if spend.recorded_by_id == acting_user.pk:
+            raise BudgetError(CHECK_OWN)
+        if decision == SpendCheck.CODED:
+            _code_to_line(FlaggedSpend(item.kind, spend), line, acting_user)
+        spend.check_decision = decision
+        spend.check_reasons = reasons
+        spend.checked_by = acting_user
+        spend.checked_at = timezone.now()
+        spend.save(update_fields=["budget_line", "check_decision", "check_reasons", "checked_by", "checked_at"])
+    return FlaggedSpend(item.kind, spend)
+
+
+def _code_to_line(item: FlaggedSpend, line: BudgetLine | None, acting_user) -> None:
+    spend = item.spend
+    if spend.budget_line_id is not None:
+        raise BudgetError(CHECK_CODED_ALREADY)
+    if line is None or not check_lines(item).filter(pk=line.pk).exists():
+        raise BudgetError(CHECK_LINE)
+    uncoded = BudgetAccount.objects.get(budget=spend.budget, purpose="spend:uncoded").account_id
+    today = timezone.localdate()
+    try:
+        ledger.transfer_post(
+            key=f"spend-check:{item.kind}:{spend.pk}",
+            debit_account_id=line.spend_account_id,
+            credit_account_id=uncoded,
+            amount=spend.amount_pence,
+            code=CORRECTION_CODE,
+            effective_date=ledger_selectors.first_open_day(today),
+            reference=f"plan-line:{line.plan_line_id}",
+            description=(
+                f"Paid to {spend.payee} on {spend.spent_on:%-d %B %Y}: coded to {line.plan_line.description} "
+                "after checking"
+            )[:300],
+            acting_user=acting_user,
+        )
+    except LedgerError as exc:
+        raise BudgetError(f"The money could not be moved to the line: {exc}") from exc
+    spend.budget_line = line

@@ -103,3 +103,18 @@ urlpatterns += [
     ),
 ]
 # --- end finance reports -------------------------------------------------------------------------------------------
+
+# --- Checking flagged spending (budgets/monitoring_views.py): rules 9 and 10 ------------------------------------
+urlpatterns += [
+    path(
+        "budgets/<int:pk>/monitoring/purchases/<int:purchase_pk>/",
+        monitoring_views.purchase_check,
+        name="purchase-check",
+    ),
+    path(
+        "budgets/<int:pk>/monitoring/holder-spending/<int:holder_spend_pk>/",
+        monitoring_views.holder_spend_check,
+        name="holder-spend-check",
+    ),
+]
+# --- end checking flagged spending ---------------------------------------------------------------------------------

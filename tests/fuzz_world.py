@@ -88,16 +88,17 @@ def build_world() -> dict:
     world["holder_staff"] = user_with_role(Role.THIRD_PARTY_STAFF, organisation=world["holder"])
 
     # Something behind each page: a receipt, a direct-payment invoice, a card payment, a recovery and its letter.
-    world["spend"] = spending.dp_spend_record(
-        budget=budget,
-        line=dp_line,
-        payee="Harmony Singers",
-        spent_on=START,
-        amount_pence=600,
-        key=f"fuzz:{uuid.uuid4().hex}",
-        acting_user=world["patient"],
-        receipt=SimpleUploadedFile("receipt.pdf", PDF, content_type="application/pdf"),
-    )
+    with time_machine.travel(datetime.datetime.combine(START, datetime.time(12)), tick=False):  # paid that day
+        world["spend"] = spending.dp_spend_record(
+            budget=budget,
+            line=dp_line,
+            payee="Harmony Singers",
+            spent_on=START,
+            amount_pence=600,
+            key=f"fuzz:{uuid.uuid4().hex}",
+            acting_user=world["patient"],
+            receipt=SimpleUploadedFile("receipt.pdf", PDF, content_type="application/pdf"),
+        )
     singers = dp_line.plan_line.provider
     Provider.objects.filter(pk=singers.pk).update(account_name="HARMONY", sort_code="309950", account_number="11223344")
     world["dp_invoice"] = dp_invoices.dp_invoice_pay(

@@ -118,6 +118,8 @@ PK_KINDS = {
             "letter",
             "letter-pdf",
             "budget-spend-export",
+            "purchase-check",
+            "holder-spend-check",
         )
     },
     "budgets:review": "review",
@@ -160,6 +162,8 @@ KWARG_KINDS = {
     "recovery_pk": "recovery",
     "letter_pk": "letter",
     "payment_pk": "card_payment",
+    "purchase_pk": "flagged_purchase",
+    "holder_spend_pk": "flagged_holder_spend",
 }
 # Kwargs that name no object, and the values tried.
 FILLERS = {"fmt": ("csv", "xlsx"), "section": ("about",), "format": ("json",)}
@@ -467,6 +471,27 @@ def _objects(side: dict, finance, payee: str) -> dict[str, int]:
         key=f"matrix-{budget.pk}",
         acting_user=finance,
     )
+    # Spending flagged for the coordinator to check (rules 9 and 10): a purchase and a holder's, neither coded.
+    flagged_purchase = spending.dp_spend_record(
+        budget=budget,
+        line=None,
+        payee=f"{payee} Corner Shop",
+        spent_on=datetime.date(2026, 11, 3),
+        amount_pence=50,
+        key=f"matrix-flagged-{budget.pk}",
+        acting_user=finance,
+    )
+    holder = budget.lines.get(management_type="third_party").plan_line.third_party_holder
+    flagged_holder_spend = spending.holder_spend_record(
+        budget=budget,
+        holder=holder,
+        line=None,
+        payee=f"{payee} Agency",
+        spent_on=datetime.date(2026, 11, 3),
+        amount_pence=50,
+        key=f"matrix-flagged-holder-{budget.pk}",
+        acting_user=finance,
+    )
     notional = budget.lines.get(management_type="notional")
     invoice = invoices.invoice_record(
         line=notional,
@@ -514,6 +539,8 @@ def _objects(side: dict, finance, payee: str) -> dict[str, int]:
         "dp_invoice": side["invoice"].pk,
         "invoice": invoice.pk,
         "spend": side["spend"].pk,
+        "flagged_purchase": flagged_purchase.pk,
+        "flagged_holder_spend": flagged_holder_spend.pk,
         "card_payment": side["card"].pk,
         "review": review.pk,
         "recovery": recovery.pk,

@@ -293,7 +293,7 @@ def test_every_web_action_and_read_is_attributed_to_the_named_user(client, setti
     audit.act(
         broker,
         f"{plan_url}agreement/",
-        {"agreed_by_name": "Ada Lovelace", "agreed_on": "2026-12-18", "icb_signatory": approver.pk},
+        {"agreed_by_name": "Ada Lovelace", "agreed_on": "2026-12-20", "icb_signatory": approver.pk},
         expect={"brokerage.PlanEvent", "brokerage.CarePlan"},
     )
     plan.refresh_from_db()
@@ -319,7 +319,7 @@ def test_every_web_action_and_read_is_attributed_to_the_named_user(client, setti
     audit.act(
         finance,
         reverse("budgets:payment-runs"),
-        {"run_date": "2026-12-01"},
+        {"run_date": "2026-12-20"},  # today: a run's date is never in the past
         expect={"budgets.PaymentRun", "budgets.PaymentRunItem"},
     )
     run_url = reverse("budgets:payment-run", kwargs={"pk": PaymentRun.objects.get().pk})

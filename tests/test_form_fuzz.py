@@ -82,7 +82,7 @@ USER_FOR = [
     (r"brokerage:(plan-decide|approvals|connected-person-necessity|connected-person-withdraw)", "approver"),
     (r"brokerage:.*", "broker"),
     (r"budgets:(my-.*|card-pay|card-payment|receipt)", "patient"),
-    (r"budgets:(monitoring|review)", "coordinator"),
+    (r"budgets:(monitoring|review|purchase-check|holder-spend-check)", "coordinator"),
     (r"budgets:held.*", "holder_staff"),
     # Approving needs someone other than the finance officer who recorded the invoice, made the run or the notice.
     (r"budgets:(invoices|payment-run|recovery)", "manager"),
@@ -123,6 +123,8 @@ def urls_for(name: str, world: dict) -> list[str]:
         "payment_pk": world["card_payment"].pk,
         "letter_pk": world["letter"].pk,
         "fmt": "csv",
+        "purchase_pk": world["spend"].pk,
+        "holder_spend_pk": world["spend"].pk,
         "role": "patient",
         "uidb64": urlsafe_base64_encode(force_bytes(world["patient"].pk)),
         "token": default_token_generator.make_token(world["patient"]),
@@ -535,6 +537,8 @@ NOT_SHOWN = {
     "budgets:statement-pdf": "needs the period asked for",
     "budgets:payment-run-bacs": "only for an approved run",
     "budgets:payment-run-csv": "only for an approved run",
+    "budgets:purchase-check": "only for flagged spending; the world's is coded (test_spending_checks fuzzes it)",
+    "budgets:holder-spend-check": "only for flagged spending; the world has no holder spending (test_spending_checks)",
 }
 
 

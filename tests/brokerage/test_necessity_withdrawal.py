@@ -8,6 +8,7 @@ import datetime
 from html import unescape
 
 import pytest
+import time_machine
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -188,6 +189,7 @@ def paying():
     return crew
 
 
+@time_machine.travel(datetime.datetime(2026, 12, 10, 12, 0), tick=False)  # spending is dated after the budget's start
 def test_paying_the_connected_person_is_refused_after_withdrawal_and_allowed_after_approval_again(paying):
     budget, line, provider, connection = paying["budget"], paying["line"], paying["provider"], paying["connection"]
     finance = paying["finance"]

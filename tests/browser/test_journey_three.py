@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def a_month_of_money(fake) -> dict:
     today = datetime.date.today()
-    crew = agreed_crew()
+    crew = agreed_crew(contribution_pounds=600)  # paid in part by card below
     budget = services.budget_set_up(plan=crew["plan"], acting_user=crew["finance"], start_date=today)
     add_bank_details(budget)
     crew["patient"] = user_with_role(Role.PATIENT)

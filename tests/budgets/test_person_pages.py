@@ -335,3 +335,73 @@ def test_a_representative_sees_exactly_the_budgets_they_act_for(client, mine):
         client.force_login(user_with_role(role))
         assert client.get(f"/my/budgets/{mine['budget'].pk}/").status_code == 404
         assert client.get("/my/").status_code == 404
+
+
+def money(text: str) -> int:
+    """'£1,939.50' or '-£10.00' in pence."""
+    match = re.fullmatch(r"(-?)£([\d,]+)\.(\d\d)", text.strip())
+    assert match, text
+    return (-1 if match[1] else 1) * (int(match[2].replace(",", "")) * 100 + int(match[3]))
+
+
+def line_table(page: str) -> tuple[list[tuple[str, int, int, int]], tuple[int, int, int]]:
+    """The budget page's line-by-line table: each body row (what, planned, spent, left) and the total row."""
+    table = re.search(r'aria-label="Budget by plan line">(.*?)</table>', page, re.S).group(1)
+    body, foot = re.search(r"<tbody[^>]*>(.*?)</tbody>\s*<tfoot[^>]*>(.*?)</tfoot>", table, re.S).groups()
+
+    def cells(row: str) -> list[int]:
+        return [money(html.unescape(cell)) for cell in re.findall(r'--numeric">(?:<strong>)?([^<]*)<', row)]
+
+    rows = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S):
+        what = html.unescape(re.search(r'<th scope="row"[^>]*>([^<]*)<', row).group(1))
+        rows.append((what, *cells(row)))
+    return rows, tuple(cells(foot))
+
+
+def summary_value(page: str, key: str) -> int:
+    found = re.search(re.escape(key) + r"\s*</dt>\s*<dd[^>]*>\s*([^<]*?)\s*</dd>", page)
+    assert found, key
+    return money(html.unescape(found.group(1)))
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_the_line_table_shows_uncoded_spending_and_its_columns_add_up_to_the_summary(client, mine):
+    """Defect: after one purchase recorded as "Something else (it will be checked)", the summary counted it but the
+    table did not, so the table's columns did not add up to "Spent so far" and "Left to spend this year". The page
+    now shows the statement's own row for it."""
+    from budgets import person_selectors, statements
+
+    budget = mine["budget"]
+    client.force_login(mine["patient"])
+    before, _ = line_table(client.get(f"/my/budgets/{budget.pk}/").content.decode())
+    assert person_selectors.UNCODED_ROW not in [row[0] for row in before]  # nothing uncoded yet, no row for it
+    for key, line, amount in (("coded", mine["dp_line"], 6_00), ("uncoded", None, 10_00)):
+        spending.dp_spend_record(
+            budget=budget,
+            line=line,
+            payee="Corner shop",
+            spent_on=TODAY.date(),
+            amount_pence=amount,
+            key=key,
+            acting_user=mine["patient"],
+        )
+    page = client.get(f"/my/budgets/{budget.pk}/").content.decode()
+    rows, total = line_table(page)
+    assert rows[-1] == (person_selectors.UNCODED_ROW, 0, 10_00, -10_00)
+    sums = tuple(sum(row[column] for row in rows) for column in (1, 2, 3))
+    summary = (
+        summary_value(page, "Planned for your support"),
+        summary_value(page, "Spent so far"),
+        summary_value(page, "Left to spend this year"),
+    )
+    assert sums == total == summary
+    assert (
+        summary[1]
+        == sum(Account.objects.get(pk=line.spend_account_id).posted_balance for line in budget.lines.all())
+        + Account.objects.get(code=f"{budget.owner_ref}:spend:uncoded").posted_balance
+    )
+    # The same row, word for word and to the penny, as the statement's.
+    data = statements.statement_data(budget, START, TODAY.date())
+    assert (data.lines[-1].description, data.lines[-1].spent_to_date) == (person_selectors.UNCODED_ROW, 10_00)
+    assert data.spent_to_date_total == summary[1]

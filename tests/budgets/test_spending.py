@@ -12,6 +12,13 @@ pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 12, 1)
 
 
+@pytest.fixture(autouse=True)
+def _in_the_budgets_first_month(time_machine):
+    """Spending is recorded on or after the budget's start and never ahead of today: these purchases are dated in
+    December 2026, so the tests run on 20 December 2026."""
+    time_machine.move_to(datetime.datetime(2026, 12, 20, 12, 0), tick=False)
+
+
 @pytest.fixture
 def paid(agreed):
     budget = services.budget_set_up(plan=agreed["plan"], acting_user=agreed["finance"], start_date=START)
