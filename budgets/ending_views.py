@@ -256,17 +256,23 @@ def recovery_new(request: HttpRequest, pk: int) -> HttpResponse:
     checking = False
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if request.POST.get("confirm") == "yes":
-            try:
+        notice = {
+            "budget": budget,
+            "reasons": data["reasons"],
+            "amount_pence": pence(data["amount"]),
+            "deadline": data["deadline"],
+            "addressee": data["addressee"],
+            "addressee_name": data["addressee_name"],
+            "from_balance": data.get("from_balance", False),
+        }
+        try:
+            if request.POST.get("confirm") != "yes":
+                ending.recovery_check(**notice)  # every refusal now, before the check step
+                checking = True
+            else:
                 recovery = ending.recovery_propose(
-                    budget=budget,
-                    reasons=data["reasons"],
-                    amount_pence=pence(data["amount"]),
-                    deadline=data["deadline"],
-                    addressee=data["addressee"],
-                    addressee_name=data["addressee_name"],
+                    **notice,
                     acting_user=request.user,
-                    from_balance=data.get("from_balance", False),
                     # Asking for money built up in the account back settles an open surplus alert (rule 15).
                     surplus_alert=budget.surplus_alerts.filter(status="open").first()
                     if data.get("from_balance") and not closing
@@ -278,22 +284,8 @@ def recovery_new(request: HttpRequest, pk: int) -> HttpResponse:
                     "not write it approves it",
                 )
                 return redirect("budgets:recovery", pk=budget.pk, recovery_pk=recovery.pk)
-            except BudgetError as exc:
-                _refusal(form, str(exc))
-        else:
-            try:  # every refusal now, before the check step
-                ending.recovery_check(
-                    budget=budget,
-                    reasons=data["reasons"],
-                    amount_pence=pence(data["amount"]),
-                    deadline=data["deadline"],
-                    addressee=data["addressee"],
-                    addressee_name=data["addressee_name"],
-                    from_balance=data.get("from_balance", False),
-                )
-                checking = True
-            except BudgetError as exc:
-                _refusal(form, str(exc))
+        except BudgetError as exc:
+            _refusal(form, str(exc))
     return render(
         request,
         "budgets/ending/recovery_new.jinja",
