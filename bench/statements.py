@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import multiprocessing
 import os
@@ -110,8 +111,9 @@ def seed(count: int, spends: int) -> list[int]:
 # --- WeasyPrint alone, in the workers ----------------------------------------------------------------------------
 
 
-def _weasyprint_alone(html: str) -> tuple[int, int, int, float]:
-    """The same HTML and options as a statement, straight into WeasyPrint: (bytes, worker pid, peak RSS KiB, CPU s)."""
+def _weasyprint_alone(html: str, tagged: bool = True) -> tuple[int, int, int, float]:
+    """The same HTML and options as a statement, straight into WeasyPrint: (bytes, worker pid, peak RSS KiB, CPU s).
+    `tagged=False` leaves out PDF/UA-1, as tech.md §4's speed table was measured."""
     import hashlib
     import resource
 
@@ -124,7 +126,8 @@ def _weasyprint_alone(html: str) -> tuple[int, int, int, float]:
         string=html, base_url=statements.static_base_url(), url_fetcher=statements.url_fetcher()
     ).render(font_config=statements.font_config())
     identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
-    pdf = document.write_pdf(pdf_identifier=identifier, **statements.PDF_OPTIONS)
+    options = statements.PDF_OPTIONS if tagged else {}
+    pdf = document.write_pdf(pdf_identifier=identifier, **options)
     return len(pdf), os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.process_time() - cpu_started
 
 
@@ -280,6 +283,9 @@ def main() -> int:
         reference = round_alone(weasy_pool, [reference_html()] * args.budgets)
         print("reference document, our renderer", flush=True)
         reference_ours = round_alone(weasy_pool, [reference_html()] * args.budgets, render=_our_renderer)
+        print("reference document, WeasyPrint alone, untagged (as tech.md measured it)", flush=True)
+        untagged = functools.partial(_weasyprint_alone, tagged=False)
+        reference_untagged = round_alone(weasy_pool, [reference_html()] * args.budgets, render=untagged)
     finally:
         weasy_pool.shutdown()
 
@@ -317,6 +323,7 @@ def main() -> int:
         "whole_batch": whole,
         "reference_document": reference,
         "reference_document_our_renderer": reference_ours,
+        "reference_document_untagged": reference_untagged,
     }
     ours_rounds = ", ".join(f"{r['ours']['per_second']:.1f}" for r in rounds)
     alone_rounds = ", ".join(f"{r['alone']['per_second']:.1f}" for r in rounds)
@@ -339,6 +346,12 @@ def main() -> int:
         (
             "the same reference, through our renderer",
             f"{reference_ours['per_second']:.1f}/s ({reference_ours['cpu_ms_per_statement']:.0f} ms CPU each)",
+            "—",
+            None,
+        ),
+        (
+            "the same reference untagged (no PDF/UA-1, as tech.md §4 measured), WeasyPrint alone",
+            f"{reference_untagged['per_second']:.1f}/s ({reference_untagged['cpu_ms_per_statement']:.0f} ms CPU each)",
             "—",
             None,
         ),

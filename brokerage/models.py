@@ -386,6 +386,10 @@ class CarePlan(ConcurrentTransitionMixin, models.Model):
     exception_reasons = models.TextField(
         blank=True, help_text="Why the lines may cost more than the budget (an approver records this)"
     )
+    exception_amount = money_field(
+        help_text="What the approver's exception added to the budget, and the ICB's share, so the budget covers the "
+        "full cost of every line (rule 3)"
+    )
     exception_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

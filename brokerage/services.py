@@ -529,13 +529,23 @@ def plan_reopen(*, plan: CarePlan, acting_user) -> CarePlan:
 
 def plan_approve(*, plan: CarePlan, acting_user, exception_reasons: str = "") -> CarePlan:
     """Approve. A plan whose lines and contingency cost more than its budget is approved only with an exception
-    (rule 3): the approver's reasons are recorded with who made it, on the plan and in the audit row. Reasons given
-    for a plan within its budget are kept in the audit row only: there is no exception to record."""
+    (rule 3): the approver's reasons are recorded with who made it, on the plan and in the audit row, and the budget
+    and the ICB's share are raised by the amount over. Reasons given for a plan within its budget are kept in the
+    audit row only: there is no exception to record."""
     changes = {"approved_by": acting_user, "approved_at": timezone.now()}
     exception_reasons = exception_reasons.strip()
     before = plan.exception_reasons
-    if exception_reasons and plan.over_budget_by.amount > 0:
-        changes.update(exception_reasons=exception_reasons, exception_by=acting_user)
+    over = plan.over_budget_by
+    if exception_reasons and over.amount > 0:
+        # Rule 3's sufficiency: the budget covers the full cost of each line, so the exception the approver allows
+        # is funded: the budget and the ICB's share both grow by what the lines and contingency cost beyond it.
+        changes.update(
+            exception_reasons=exception_reasons,
+            exception_by=acting_user,
+            exception_amount=over,
+            budget=plan.budget + over,
+            funding_icb=plan.funding_icb + over,
+        )
         plan.exception_reasons = exception_reasons  # so the readiness check sees it
     try:
         return plan_transition(plan=plan, name="approve", acting_user=acting_user, reasons=exception_reasons, **changes)

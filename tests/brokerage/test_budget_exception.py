@@ -4,8 +4,11 @@ The broker submits such a plan as a request for an exception, with reasons; the 
 and why, and approves it with an exception (their own reasons) or returns it. Approving it without an exception is
 refused. Every other readiness check still stops it being submitted."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from djmoney.money import Money
 
 from brokerage import exceptions as errors
@@ -97,6 +100,47 @@ def test_the_approver_approves_with_an_exception_and_their_reasons_are_recorded(
     assert plan.exception_request_reasons == BROKERS_REASONS  # both sides of the exception are kept
     event = plan.transitions.get(transition="approve")
     assert (event.by, event.reasons) == (crew["approver"], APPROVERS_REASONS)
+
+
+def test_an_exception_is_funded_the_budget_and_the_icb_share_grow_by_the_amount_over(crew):
+    """Rule 3's sufficiency: the budget covers the full cost of each line. An approved exception raises the budget
+    and the ICB's share by what the lines and contingency cost beyond it, and the budget set up from the plan holds
+    the whole year's cost; what the broker asked for stays in the plan's history."""
+    from budgets.models import Budget
+    from budgets.services import budget_set_up
+    from ledger.models import Transfer
+
+    plan = submitted_over_budget(crew)
+    services.plan_approve(plan=plan, acting_user=crew["approver"], exception_reasons=APPROVERS_REASONS)
+    plan.refresh_from_db()
+    twelve = Money(12000, "GBP")
+    assert (plan.budget, plan.funding_icb, plan.exception_amount) == (twelve, twelve, Money(1000, "GBP"))
+    assert plan.over_budget_by == Money(0, "GBP") and plan.lines_total + plan.contingency_amount == twelve
+    assert plan.funding_total == plan.budget  # the split still adds up
+    assert Decimal("11000.00") in set(
+        CarePlan.pgh_event_model.objects.filter(pgh_obj=plan).values_list("budget", flat=True)
+    )  # what was asked for is kept
+
+    services.plan_record_agreement(
+        plan=plan,
+        acting_user=crew["broker"],
+        agreed_by_name="Joan Robson",
+        agreed_on=timezone.localdate(),
+        icb_signatory=crew["approver"],
+    )
+    budget = budget_set_up(plan=plan, acting_user=crew["coordinator"])
+    assert Budget.objects.get(pk=budget.pk).annual_pence == 1_200_000
+    allocated = Transfer.objects.filter(code="allocation", reference=budget.owner_ref).values_list("amount", flat=True)
+    assert sum(allocated) == 1_200_000
+
+
+def test_a_plan_within_its_budget_adds_nothing_on_approval(crew):
+    plan = complete_plan(person=crew["person"], broker=crew["broker"])
+    before = (plan.budget, plan.funding_icb)
+    services.plan_submit(plan=plan, acting_user=crew["broker"])
+    services.plan_approve(plan=plan, acting_user=crew["approver"], exception_reasons="Looks fine")
+    plan.refresh_from_db()
+    assert (plan.budget, plan.funding_icb, plan.exception_amount) == (*before, Money(0, "GBP"))
 
 
 def test_a_refused_approval_leaves_no_exception_behind(crew):
@@ -195,6 +239,7 @@ def test_the_approver_sees_the_request_and_approves_only_with_an_exception(clien
     assert "The broker asks for an exception to the budget" in decide
     assert "£12,000.00 a year: £1,000.00 more than the budget of £11,000.00" in decide
     assert BROKERS_REASONS in decide and 'name="approve-exception_reasons"' in decide
+    assert "raises the budget to £12,000.00 a year: the ICB funds the £1,000.00 over" in decide
 
     response, refused = page(
         client, "brokerage:plan-decide", plan.pk, {"action": "approve", "approve-exception_reasons": ""}
@@ -214,6 +259,7 @@ def test_the_approver_sees_the_request_and_approves_only_with_an_exception(clien
     _, summary = page(client, "brokerage:plan", plan.pk)
     assert APPROVERS_REASONS in summary and BROKERS_REASONS in summary
     assert f"allowed by {crew['approver'].full_name}" in summary
+    assert "£1,000.00 added to the budget and the ICB share" in summary and "£12,000.00" in summary
     # The browser's back button, and Approve again: said plainly, not "enter your reasons".
     _, again = page(client, "brokerage:plan-decide", plan.pk, {"action": "approve", "approve-exception_reasons": ""})
     assert "This plan has already been approved" in again and "Enter your reasons" not in again
