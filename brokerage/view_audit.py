@@ -157,6 +157,7 @@ NOT_PERSON_DATA: dict[str, str] = {
     "budgets-api:payment-run-detail": "a finance payment run across budgets",
     "budgets-api:payment-run-approve": "a finance payment run across budgets",
     "budgets-api:payment-run-pay": "a finance payment run across budgets",
+    "budgets-api:payment-run-take-out": "a finance payment run across budgets",
     "ledger:account-statement": "a ledger account (finance)",
     "ledger:statement-export": "a ledger account (finance)",
     "ledger:transfers-export": "the ledger's transfers (finance)",

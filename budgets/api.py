@@ -3,6 +3,7 @@ need an Idempotency-Key header; paying is idempotent in any case (each payment h
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -172,6 +173,18 @@ class PaymentRunSerializer(serializers.ModelSerializer):
         return value
 
 
+class TakeOutSerializer(serializers.Serializer):
+    item = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="The id of the run's item to take out: one the run tried and could not pay (its `failure` says why)",
+    )
+
+
+class RefusalSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Why nothing changed, for a person to read")
+
+
 def run_data(run: PaymentRun) -> dict:
     """A run as the API shows it, read again with its items after a service changed it."""
     return PaymentRunSerializer(selectors.payment_runs_with_items().get(pk=run.pk)).data
@@ -212,3 +225,29 @@ class PaymentRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             return Response(run_data(runs.payment_run_post(run=self.get_object(), acting_user=request.user)))
         except BudgetError as exc:
             return refused(exc)
+
+    @extend_schema(
+        summary="Take a payment the run could not pay out of the run",
+        description="As the run page's 'Take out of this run': only for an approved run, and only an item the run "
+        "tried and could not pay (the budget ran short, the payee's account refused it) and that was not sent by "
+        "Stripe transfer. Nothing was posted for it, so the ledger does not change; what it paid for is free again "
+        "(an invoice can be rejected or paid by a later run, an instalment waits for the next run). The item's last "
+        "state, naming who took it out and why, stays in its history. Answers the run as it is now, with `taken_out` "
+        "(the item's id, what it paid for and the record kept); refusals answer 409 with the reason.",
+        request=TakeOutSerializer,
+        responses={200: PaymentRunSerializer, 400: OpenApiTypes.OBJECT, 409: RefusalSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="take-out", url_name="take-out")
+    def take_out(self, request, pk=None):
+        run = self.get_object()  # 404 before anything else, for a run that is not there
+        body = TakeOutSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            removed = runs.payment_run_item_remove(
+                run=run, item_id=body.validated_data["item"], acting_user=request.user
+            )
+        except BudgetError as exc:
+            return refused(exc)
+        data = run_data(run)
+        data["taken_out"] = {"item": removed.pk, "paying_for": removed.paying_for, "record": removed.failure}
+        return Response(data)

@@ -12,20 +12,25 @@ from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from budgets.cash import NoMovements, stripe_statement_import
+from config.forms import DateField
 from ledger.exceptions import LedgerError
 from ledger.models import CashAccount, StatementSource
 from ledger.statements_import import ImportRefused
 
-DATE_INVALID = "Enter a real date, like 2026-10-31"
+DATE_INVALID = "Enter a real date, like 31 10 2026"
 MAX_DAYS = 93  # a quarter at most per fetch, so one request stays quick
 
 
 class StripeImportForm(forms.Form):
-    start = forms.DateField(
-        label="From", error_messages={"invalid": DATE_INVALID, "required": "Enter the first day to fetch"}
+    start = DateField(
+        label="From",
+        help_text="For example, 1 10 2026",
+        error_messages={"invalid": DATE_INVALID, "required": "Enter the first day to fetch"},
     )
-    end = forms.DateField(
-        label="To", error_messages={"invalid": DATE_INVALID, "required": "Enter the last day to fetch"}
+    end = DateField(
+        label="To",
+        help_text="For example, 31 10 2026",
+        error_messages={"invalid": DATE_INVALID, "required": "Enter the last day to fetch"},
     )
 
     def clean(self):

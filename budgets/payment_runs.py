@@ -18,7 +18,7 @@ from brokerage.models import PlanStatus
 from budgets import bacs, payments
 from budgets.cash import run_item_cash_out
 from budgets.dp_invoices import dp_invoice_release, dp_invoice_settle
-from budgets.invoices import invoice_pay, line_money_left, more_than_left, open_commitment
+from budgets.invoices import invoice_pay, line_money_left, lines_money_left, more_than_left, open_commitment
 from budgets.models import (
     BudgetAccount,
     DirectPaymentAccount,
@@ -51,11 +51,28 @@ class Payee:
     connect_account: str = ""
 
 
-def _payee_for_payment(payment: ScheduledPayment) -> Payee | None:
+@dataclasses.dataclass(frozen=True)
+class BankDetails:
+    """The dedicated accounts and holders' bank accounts a run's instalments go to, read once for the whole run."""
+
+    dedicated: dict[int, DirectPaymentAccount]  # by budget id
+    holders: dict[int, HolderBankAccount]  # by organisation id
+
+    @classmethod
+    def for_payments(cls, payments: list[ScheduledPayment]) -> BankDetails:
+        budgets = {p.budget_id for p in payments if p.kind == PaymentKind.DIRECT_PAYMENT}
+        holders = {p.holder_id for p in payments if p.kind != PaymentKind.DIRECT_PAYMENT}
+        return cls(
+            {account.budget_id: account for account in DirectPaymentAccount.objects.filter(budget_id__in=budgets)},
+            {bank.organisation_id: bank for bank in HolderBankAccount.objects.filter(organisation_id__in=holders)},
+        )
+
+
+def _payee_for_payment(payment: ScheduledPayment, banks: BankDetails) -> Payee | None:
     if payment.kind == PaymentKind.DIRECT_PAYMENT:
-        account = DirectPaymentAccount.objects.filter(budget_id=payment.budget_id).first()
+        account = banks.dedicated.get(payment.budget_id)
         return account and Payee(account.account_name, account.sort_code, account.account_number)
-    holder = HolderBankAccount.objects.filter(organisation_id=payment.holder_id).first()
+    holder = banks.holders.get(payment.holder_id)
     return holder and Payee(holder.account_name, holder.sort_code, holder.account_number, holder.stripe_account_id)
 
 
@@ -69,8 +86,9 @@ def _payee_for_invoice(invoice: Invoice | DirectPaymentInvoice) -> Payee | None:
     return None
 
 
-def _add_item(run: PaymentRun, payee: Payee, amount: int, reference: str, **paying) -> PaymentRunItem:
-    return PaymentRunItem.objects.create(
+def _item(run: PaymentRun, payee: Payee, amount: int, reference: str, **paying) -> PaymentRunItem:
+    """A run's item, not saved yet: a run saves all its items at once."""
+    return PaymentRunItem(
         run=run,
         amount_pence=amount,
         payee_name=payee.name,
@@ -165,43 +183,57 @@ def payment_run_create(*, run_date: datetime.date, acting_user) -> tuple[Payment
         due, invoices, person_invoices = (
             waiting.select_for_update(skip_locked=True, of=("self",)) for waiting in _waiting(run_date)
         )
-        due = due.order_by("due_on", "id")
-        invoices = invoices.select_related("provider", "budget_line__budget__plan").order_by("invoice_date", "id")
+        due = list(due.order_by("due_on", "id"))
+        invoices = list(invoices.select_related("provider", "budget_line__budget__plan").order_by("invoice_date", "id"))
         person_invoices = person_invoices.select_related("provider", "budget__plan").order_by("recorded_at", "id")
+        # What each check needs, read once for the run rather than once a payment: the run's queries do not grow
+        # with what it gathers (tests/budgets/test_run_refusals.py counts them).
         blocked = blocked_payees()
+        banks = BankDetails.for_payments(due)
+        money_left = lines_money_left(invoice.budget_line for invoice in invoices)
         run = PaymentRun.objects.create(run_date=run_date, author=acting_user)
+        items: list[PaymentRunItem] = []
         left_out: list = []
         for payment in due:
             net = payment.amount_pence - payment.offset_pence
             if net == 0:  # wholly offset by surplus: nothing to send, but the instalment is still recorded
                 scheduled_payment_pay(payment=payment, acting_user=acting_user)
                 continue
-            payee = _payee_for_payment(payment)
+            payee = _payee_for_payment(payment, banks)
             if payee is None:
                 left_out.append(payment)
                 continue
             reference = f"PHB {payment.budget_id} {payment.due_on:%d%m%y}"
-            _add_item(run, payee, net, reference, scheduled_payment=payment)
+            items.append(_item(run, payee, net, reference, scheduled_payment=payment))
         for invoice in invoices:
             payee = _payee_for_invoice(invoice)
+            # What the line has left for this invoice: every invoice waiting on it is counted, this one apart.
+            left = money_left[invoice.budget_line_id] + invoice.amount_pence
             if (
                 payee is None
                 or (invoice.budget_line.budget.plan.person_id, invoice.provider_id) in blocked
                 # Approved before the line's limit was checked: the ledger would refuse it, so it waits outside.
-                or invoice.amount_pence > line_money_left(invoice.budget_line, excluding=invoice)
+                or invoice.amount_pence > left
             ):
                 left_out.append(invoice)
                 continue
-            _add_item(run, payee, invoice.amount_pence, invoice.invoice_number[:18], invoice=invoice)
+            items.append(_item(run, payee, invoice.amount_pence, invoice.invoice_number[:18], invoice=invoice))
         for person_invoice in person_invoices:  # paid from a direct payment; the money is already reserved
             if (person_invoice.budget.plan.person_id, person_invoice.provider_id) in blocked:
                 reason = NEEDS_NECESSITY.format(payee=person_invoice.provider.name)
                 dp_invoice_release(invoice=person_invoice, reason=reason, acting_user=acting_user)
                 continue
             payee = _payee_for_invoice(person_invoice)
-            _add_item(
-                run, payee, person_invoice.amount_pence, person_invoice.invoice_number[:18], dp_invoice=person_invoice
+            items.append(
+                _item(
+                    run,
+                    payee,
+                    person_invoice.amount_pence,
+                    person_invoice.invoice_number[:18],
+                    dp_invoice=person_invoice,
+                )
             )
+        PaymentRunItem.objects.bulk_create(items)  # one INSERT, in the order gathered (ids follow it)
     return run, left_out
 
 

@@ -69,6 +69,28 @@ def check_spend_date(budget, spent_on: datetime.date) -> None:
         raise SpendDateError(problem)
 
 
+RECEIVED_AHEAD = "The date the money arrived must be today or in the past"
+RECEIVED_BEFORE_START = "The money is dated before the budget started on {start:%-d %B %Y}"
+
+
+class MoneyInDateError(BudgetError):
+    """The date money arrived in the direct-payment account is before the budget started or after today; it belongs
+    on the form's date field."""
+
+    field = "received_on"
+
+
+def money_in_date_problem(budget, received_on: datetime.date) -> str | None:
+    """Why money cannot have arrived in the budget's direct-payment account on `received_on`, else None: the same
+    rule as spending (`spend_date_problem`), between the budget's start and today. Forms and API serializers call it
+    to put the message by the date; `dp_money_in_record` calls it again, so nothing skips it."""
+    if received_on < budget.start_date:
+        return RECEIVED_BEFORE_START.format(start=budget.start_date)
+    if received_on > timezone.localdate():
+        return RECEIVED_AHEAD
+    return None
+
+
 SPENDING_STATUSES = (PlanStatus.ACTIVE, PlanStatus.UNDER_REVIEW, PlanStatus.STOPPING)
 
 
@@ -294,6 +316,8 @@ def dp_money_in_record(
         raise BudgetError("The amount must be between 1p and £50,000.00")
     if source not in MoneyInSource.values:
         raise BudgetError("Choose where the money came from")
+    if (problem := money_in_date_problem(budget, received_on)) is not None:
+        raise MoneyInDateError(problem)
     existing = DirectPaymentMoneyIn.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing

@@ -20,6 +20,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from accounts.roles import FINANCE_ROLES, Role
 from budgets import person_selectors, statements, tasks
 from budgets.models import Budget, Statement, StatementDownload
+from config.forms import DateField
 
 security = logging.getLogger("phb.security")
 
@@ -67,11 +68,18 @@ def _budget(request: HttpRequest, pk: int, side: str) -> Budget:
 
 class PeriodForm(forms.Form):
     period = forms.CharField(label="Month", required=False, max_length=7, help_text="For example 2026-10")
-    start = forms.DateField(
-        label="From", required=False, error_messages={"invalid": "Enter a real start date, like 2026-10-01"}
+    # NHS.UK's three boxes; the links on these pages (and older bookmarks) send one ISO date a field, still read.
+    start = DateField(
+        label="From",
+        required=False,
+        help_text="For example, 1 10 2026",
+        error_messages={"invalid": "Enter a real start date, like 1 10 2026"},
     )
-    end = forms.DateField(
-        label="To", required=False, error_messages={"invalid": "Enter a real end date, like 2026-10-31"}
+    end = DateField(
+        label="To",
+        required=False,
+        help_text="For example, 31 10 2026",
+        error_messages={"invalid": "Enter a real end date, like 31 10 2026"},
     )
     large_print = forms.BooleanField(label="Large print", required=False)
 

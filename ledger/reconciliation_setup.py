@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ledger.exceptions import LedgerError
-from ledger.models import Account, AccountKind, CashAccount, CsvMapping, StatementSource
+from ledger.models import MOVED_BY_OWNER_PREFIX, Account, AccountKind, CashAccount, CsvMapping, StatementSource
 from ledger.statements_import import MAX_AMOUNT, ImportRefused, ParsedLine, parse_csv
 
 MAPPING_FIELDS = (
@@ -101,6 +101,20 @@ def csv_mapping_problems(fields: Mapping[str, str]) -> dict[str, str]:
 def eligible_accounts():
     """Ledger accounts that may become cash accounts: open asset accounts not already reconciled."""
     return Account.objects.filter(kind=AccountKind.ASSET, closed=False, cash__isnull=True)
+
+
+def offered_accounts():
+    """The accounts the set-up page offers: the eligible ones an organisation owns (the ICB's bank account, its
+    Stripe balance, a clearing account...), each mirroring a real account whose statements finance receives. A
+    budget's own accounts (`budget:<id>:...`, a few each, so hundreds in all) are left out: their money is moved
+    only by the budget's own pages. `cash_account_save` still takes any eligible account, for a script that
+    reconciles a budget's account on purpose (ledger/matching.py then never creates transfers on it)."""
+    return eligible_accounts().exclude(owner_ref__startswith=MOVED_BY_OWNER_PREFIX).order_by("name", "code")
+
+
+def offered_label(account: Account) -> str:
+    """How the set-up page names an account: what people call it first, then the code the chart of accounts uses."""
+    return f"{account.name} ({account.code})"
 
 
 def reconcile_from_range(today: datetime.date | None = None) -> tuple[datetime.date, datetime.date]:

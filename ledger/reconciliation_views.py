@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
+from config.forms import DateField
 from ledger import matching, reconciliation, selectors
 from ledger.exceptions import LedgerError
 from ledger.models import CashAccount, ClosedPeriod, CsvMapping, Match, StatementLine
@@ -53,7 +54,12 @@ class ImportForm(forms.Form):
 
 
 class AsAtForm(forms.Form):
-    as_at = forms.DateField(label="As at", required=False, error_messages={"invalid": DATE_INVALID})
+    as_at = DateField(
+        label="As at",
+        required=False,
+        help_text="Leave empty for today. For example, 31 10 2026",
+        error_messages={"invalid": DATE_INVALID},
+    )
 
 
 class MatchForm(forms.Form):

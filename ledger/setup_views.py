@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from config.formatting import format_pence
+from config.forms import DateField
 from ledger import reconciliation_setup as setup
 from ledger.models import CashAccount, CsvMapping, StatementSource
 from ledger.reconciliation_views import MAX_UPLOAD, require
@@ -20,7 +21,8 @@ from ledger.statements_import import pence
 from ledger.views import DATE_INVALID, require_finance
 
 CHANGE = "ledger.add_transfer"
-# Past this many eligible accounts a drop-down is unusable (every budget has asset accounts): type the code instead.
+# Past this many offered accounts a drop-down is unusable: type the code instead. Only organisations' accounts are
+# offered (setup.offered_accounts), so it takes an unusual ledger to get there.
 ACCOUNT_SELECT_LIMIT = 200
 
 
@@ -98,10 +100,11 @@ class CsvLayoutForm(forms.Form):
 class CashAccountForm(forms.Form):
     account = forms.ModelChoiceField(
         label="Ledger account",
-        queryset=setup.eligible_accounts(),
+        queryset=setup.offered_accounts(),
         to_field_name="code",
         empty_label="Choose an account",
-        help_text="An open asset account in the ledger that is not already reconciled",
+        help_text="The organisation's bank, Stripe or clearing account in the ledger that this bank or Stripe account "
+        "mirrors. Only open asset accounts not already reconciled are listed; a budget's own accounts are not.",
         error_messages={"required": "Choose the ledger account", "invalid_choice": setup.ACCOUNT_NOT_SUITABLE},
     )
     name = forms.CharField(
@@ -131,9 +134,9 @@ class CashAccountForm(forms.Form):
         help_text="Needed when statements come as CSV files",
         error_messages={"invalid_choice": "Choose a CSV layout from the list"},
     )
-    reconcile_from = forms.DateField(
+    reconcile_from = DateField(
         label="Reconcile from",
-        help_text="For example 2026-10-01. Ledger transfers dated before it are left out of reconciliation.",
+        help_text="Ledger transfers dated before it are left out of reconciliation. For example, 1 10 2026",
         error_messages={"required": "Enter the date to reconcile from", "invalid": DATE_INVALID},
     )
     opening_balance = forms.CharField(
@@ -160,6 +163,7 @@ class CashAccountForm(forms.Form):
 
     def __init__(self, *args, adding: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["account"].label_from_instance = setup.offered_label
         if not adding:
             del self.fields["account"]  # a cash account keeps its ledger account
         elif self.fields["account"].queryset.count() > ACCOUNT_SELECT_LIMIT:

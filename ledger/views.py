@@ -13,10 +13,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from config.exports import pounds, table_response
+from config.forms import DateField
 from ledger import selectors
 from ledger.models import Account, Phase
 
-DATE_INVALID = "Enter a real date, like 2026-10-31"
+DATE_INVALID = "Enter a real date, like 31 10 2026"
 
 
 def require_finance(request: HttpRequest) -> None:
@@ -26,8 +27,15 @@ def require_finance(request: HttpRequest) -> None:
 
 
 class StatementForm(forms.Form):
-    start = forms.DateField(label="From", required=False, error_messages={"invalid": DATE_INVALID})
-    end = forms.DateField(label="To", required=False, error_messages={"invalid": DATE_INVALID})
+    """Dates in NHS.UK's three boxes (`start[day]`, `start[month]`, `start[year]`...); a link or bookmark with one
+    ISO date a field (`?start=2026-10-01&end=2026-10-31`, as the download links and older pages use) still works."""
+
+    start = DateField(
+        label="From", required=False, help_text="For example, 1 10 2026", error_messages={"invalid": DATE_INVALID}
+    )
+    end = DateField(
+        label="To", required=False, help_text="For example, 31 10 2026", error_messages={"invalid": DATE_INVALID}
+    )
 
     def clean(self):
         data = super().clean()
@@ -47,7 +55,12 @@ def _date_range(form: StatementForm) -> tuple[datetime.date, datetime.date]:
 
 
 class AsAtForm(forms.Form):
-    as_at = forms.DateField(label="As at", required=False, error_messages={"invalid": DATE_INVALID})
+    as_at = DateField(
+        label="As at",
+        required=False,
+        help_text="Leave empty for now. For example, 31 10 2026",
+        error_messages={"invalid": DATE_INVALID},
+    )
 
 
 def account_list(request: HttpRequest) -> HttpResponse:

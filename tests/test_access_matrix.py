@@ -154,6 +154,7 @@ PK_KINDS = {
     "budgets-api:payment-run-detail": "payment_run",
     "budgets-api:payment-run-approve": "payment_run",
     "budgets-api:payment-run-pay": "payment_run",
+    "budgets-api:payment-run-take-out": "payment_run",
 }
 # The second id, by its name: a child of the budget in the first.
 KWARG_KINDS = {
@@ -226,6 +227,7 @@ ALLOWED: dict[str, tuple[set, str]] = {
     "budgets-api:payment-run-detail": (LEDGER_READERS, "finance runs payments; auditors read them"),
     "budgets-api:payment-run-approve": (FINANCE, "finance approves payment runs"),
     "budgets-api:payment-run-pay": (FINANCE, "finance pays payment runs"),
+    "budgets-api:payment-run-take-out": (FINANCE, "finance takes payments a run could not pay out of it"),
     "ledger:account-statement": (LEDGER_READERS, "finance and auditors read the ledger (ledger.view_account)"),
     "ledger:statement-export": (LEDGER_READERS, "finance and auditors export ledger statements"),
     "ledger:reconcile-account": (LEDGER_READERS, "finance reconciles; auditors read the reconciliation"),

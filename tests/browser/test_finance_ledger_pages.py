@@ -1,5 +1,6 @@
 """A finance officer reads the chart of accounts, a statement and the trial balance in Chromium."""
 
+import datetime
 import re
 
 import pytest
@@ -8,6 +9,7 @@ from playwright.sync_api import Page, expect
 from accounts.roles import Role
 from ledger.models import AccountKind
 from tests.browser.axe import assert_accessible, assert_no_horizontal_scroll
+from tests.browser.dates import fill_date
 from tests.browser.test_sign_in_journeys import sign_in
 from tests.factories import user_with_role
 from tests.ledger.helpers import open_account, post
@@ -30,8 +32,8 @@ def test_finance_officer_reads_accounts_statement_and_trial_balance(live_server,
     assert_accessible(page)
 
     page.get_by_role("link", name="demo:cash").click()
-    page.get_by_label("From", exact=True).fill("2026-10-01")
-    page.get_by_label("To", exact=True).fill("2026-10-31")
+    fill_date(page, "From", datetime.date(2026, 10, 1))  # NHS.UK's day, month and year boxes
+    fill_date(page, "To", datetime.date(2026, 10, 31), keyboard=True)
     page.get_by_role("button", name="Show statement").click()
     expect(page.get_by_role("row", name=re.compile("Personal assistant wages"))).to_contain_text("£376.55")
     assert_accessible(page)
@@ -54,13 +56,15 @@ def test_finance_officer_reads_accounts_statement_and_trial_balance(live_server,
     page.get_by_role("link", name="Other exports: transfers and budget spend by plan line").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Finance exports")
     assert_accessible(page)
-    page.get_by_label("From", exact=True).fill("2026-10-01")
-    page.get_by_label("To", exact=True).fill("2026-10-31")
+    fill_date(page, "From", datetime.date(2026, 10, 1))
+    fill_date(page, "To", datetime.date(2026, 10, 31))
     with page.expect_download() as download:
         page.get_by_role("button", name="Download Excel (XLSX)").click()
     assert download.value.suggested_filename == "transfers-2026-10-01-to-2026-10-31.xlsx"
-    page.get_by_label("To", exact=True).fill("2026-09-01")
+    fill_date(page, "To", datetime.date(2026, 9, 1))
     page.get_by_role("button", name="Download CSV").click()
     expect(page.locator(".nhsuk-error-summary")).to_contain_text("The end date must be the same as or after")
+    page.locator(".nhsuk-error-summary").get_by_role("link").click()  # the summary's link lands on the Day box
+    expect(page.get_by_role("group", name="To", exact=True).get_by_label("Day", exact=True)).to_be_focused()
     assert_accessible(page)
     assert_no_horizontal_scroll(page)

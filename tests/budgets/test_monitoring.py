@@ -158,15 +158,16 @@ def test_the_surplus_alert_fires_above_8_weeks_and_not_at_7(live):
 
     def top_up_to(target, key):
         held.refresh_from_db()
-        spending.dp_money_in_record(
-            budget=budget,
-            received_on=START,
-            amount_pence=target - held.posted_balance,
-            payer="Joan Robson",
-            source="contribution",
-            key=key,
-            acting_user=live["finance"],
-        )
+        with at(START):  # money in is dated today or earlier
+            spending.dp_money_in_record(
+                budget=budget,
+                received_on=START,
+                amount_pence=target - held.posted_balance,
+                payer="Joan Robson",
+                source="contribution",
+                key=key,
+                acting_user=live["finance"],
+            )
 
     top_up_to(seven_weeks, "to-7-weeks")
     assert monitoring.surplus_check(budget) is None

@@ -408,3 +408,97 @@ def test_a_run_dated_1900_before_the_fix_pays_nothing_dated_before_today_or_the_
         START
     }
     assert "1900" not in payment_runs.payment_run_csv(run).decode() and payment_runs.payment_day(run) == START
+
+
+# --- 4. The API takes a payment out of a run as the page does; 5. preparing a run reads once per run ---------------
+
+
+def api_client(user):
+    from tests.mfa import TwoFactorClient
+
+    api = TwoFactorClient()  # finance staff have passed their second factor
+    api.force_login(user)
+    return api
+
+
+def take_out(api, run_id: int, body: dict):
+    url = reverse("budgets-api:payment-run-take-out", kwargs={"pk": run_id})
+    return api.post(url, body, content_type="application/json")
+
+
+def test_the_api_takes_a_payment_that_could_not_be_paid_out_of_the_run_with_the_same_audit(short_run):
+    run, invoice = short_run["run"], short_run["invoice"]
+    item = run.items.get(invoice=invoice)
+    paid_item = run.items.filter(paid_at__isnull=False).first()
+    manager = api_client(short_run["manager"])
+
+    # Refusals: 4xx with the reason, and nothing changes.
+    assert take_out(api_client(user_with_role(Role.AUDITOR)), run.pk, {"item": item.pk}).status_code == 403
+    assert take_out(manager, 2_000_000_000, {"item": item.pk}).status_code == 404
+    for body in ({}, {"item": "abc"}, {"item": 0}, {"item": 99_999_999_999_999_999_999}):
+        answer = take_out(manager, run.pk, body)
+        assert answer.status_code == 400 and "item" in answer.json()
+    answer = take_out(manager, run.pk, {"item": paid_item.pk})
+    assert answer.status_code == 409 and answer.json() == {"detail": payment_runs.TAKE_OUT_ONLY_UNPAID}
+    answer = take_out(manager, run.pk, {"item": 2_000_000_000})
+    assert answer.status_code == 409 and answer.json() == {"detail": payment_runs.NOT_IN_RUN}
+    assert PaymentRunItem.objects.filter(pk=item.pk).exists()
+
+    answer = take_out(manager, run.pk, {"item": item.pk})
+    assert answer.status_code == 200, answer.content
+    data = answer.json()
+    assert data["id"] == run.pk and data["status"] == RunStatus.POSTED  # everything left in it is paid
+    assert all(listed["paid"] for listed in data["items"]) and len(data["items"]) == 3
+    assert data["taken_out"]["item"] == item.pk and data["taken_out"]["paying_for"] == "Invoice NN-1"
+    assert data["taken_out"]["record"].startswith(f"Taken out of payment run {run.pk} by ")
+    assert not PaymentRunItem.objects.filter(pk=item.pk).exists()
+    # The same audit as the page: the item's last state, under a context naming who took it out.
+    event = PaymentRunItem.pgh_event_model.objects.get(
+        pgh_obj_id=item.pk, pgh_context__metadata__action="payment_run_item_remove"
+    )
+    assert event.pgh_context.metadata["user"] == short_run["manager"].pk and event.invoice_id == invoice.pk
+    assert [e.pgh_obj_id for e in payment_runs.items_taken_out(run)] == [item.pk]
+    again = take_out(manager, run.pk, {"item": item.pk})
+    assert again.status_code == 409 and again.json() == {"detail": payment_runs.NOT_IN_RUN}
+    assert not Transfer.objects.filter(idempotency_key__startswith=f"{invoice.ledger_key}:").exists()
+    invoices.invoice_reject(invoice=invoice, acting_user=short_run["manager"], reasons="Too much")  # free again
+    assert ledger_verify().ok
+
+
+def test_the_take_out_endpoint_is_in_the_openapi_schema(short_run):
+    schema = api_client(short_run["finance"]).get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/budgets/payment-runs/{id}/take-out/"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schema["components"]["schemas"][body]["required"] == ["item"]
+    assert {"200", "400", "409"} <= set(operation["responses"])
+    refusal = operation["responses"]["409"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][refusal]["properties"]) == {"detail"}
+    assert "Take out of this run" in operation["description"]
+
+
+def test_preparing_a_run_makes_as_many_queries_for_10_invoices_as_for_3(crew):
+    """The lines' money left, the blocked payees and the bank details are read once per run, and the items are
+    saved at once: nothing is read or written once an invoice."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def prepare(invoices_approved: int) -> tuple[int, dict]:
+        with CaptureQueriesContext(connection) as queries:
+            run, left_out = payment_runs.payment_run_create(run_date=START, acting_user=crew["finance"])
+        assert left_out == []
+        counts = {
+            "invoices": run.items.filter(invoice__isnull=False).count(),
+            "instalments": run.items.filter(scheduled_payment__isnull=False).count(),
+        }
+        assert counts["invoices"] == invoices_approved and counts["instalments"] > 0
+        payment_runs.payment_run_discard(run=run, acting_user=crew["finance"])  # all of it waits again
+        return len(queries), counts
+
+    for number in range(1, 4):
+        approved(crew, 1_000 + number, f"NN-{number}")
+    with_three, gathered_three = prepare(3)
+    for number in range(4, 11):
+        approved(crew, 1_000 + number, f"NN-{number}")
+    with_ten, gathered_ten = prepare(10)
+    assert gathered_ten["instalments"] == gathered_three["instalments"]
+    assert with_ten == with_three, f"{with_three} queries for 3 invoices, {with_ten} for 10"

@@ -180,3 +180,43 @@ def test_holder_staff_cannot_record_spending_dated_1900_and_the_return_adds_up(c
         "uncoded_pence": 1_000,
         "balance_pence": received - 1_000,
     }
+
+
+# --- Money into the direct-payment account: the same rule as spending ------------------------------------------
+
+
+def money_in(crew, received_on, key="m", source="contribution"):
+    return spending.dp_money_in_record(
+        budget=crew["budget"],
+        received_on=received_on,
+        amount_pence=2_000,
+        payer="Joan Robson",
+        source=source,
+        key=key,
+        acting_user=crew["finance"],
+    )
+
+
+@time_machine.travel(TODAY, tick=False)
+@pytest.mark.parametrize("source", ["contribution", "other"])  # into the account, and kept apart as mixing
+def test_money_in_dated_before_the_budget_started_or_after_today_is_refused_and_nothing_moves(in_use, source):
+    from budgets.models import DirectPaymentMoneyIn
+
+    before, moved = balances(in_use["budget"]), transfers()
+    for day, message in (
+        (datetime.date(1900, 11, 1), "The money is dated before the budget started on 1 December 2026"),
+        (START - datetime.timedelta(days=1), "The money is dated before the budget started on 1 December 2026"),
+        (TODAY.date() + datetime.timedelta(days=1), "The date the money arrived must be today or in the past"),
+        (datetime.date(2099, 1, 1), "The date the money arrived must be today or in the past"),
+    ):
+        assert spending.money_in_date_problem(in_use["budget"], day) == message
+        with pytest.raises(spending.MoneyInDateError, match=f"^{message}$") as refused:
+            money_in(in_use, day, key=f"k-{day}", source=source)
+        assert refused.value.field == "received_on"
+        assert isinstance(refused.value, services.BudgetError)  # every caller that catches BudgetError still does
+    assert not DirectPaymentMoneyIn.objects.exists()
+    assert balances(in_use["budget"]) == before and transfers() == moved
+    # The first day of the budget and today are both allowed.
+    assert money_in(in_use, START, key="first-day", source=source).received_on == START
+    assert money_in(in_use, TODAY.date(), key="today", source=source).received_on == TODAY.date()
+    assert spending.money_in_date_problem(in_use["budget"], TODAY.date()) is None

@@ -4,6 +4,7 @@ change, auditors only see the lists, everyone else gets a 404; every save names 
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -178,7 +179,7 @@ def test_a_finance_officer_sets_up_a_cash_account(client, officer, current):
         ({"opening_balance": "1e30"}, "Enter the opening balance in pounds and pence, like 1,234.56 or -25.00"),
         ({"opening_balance": ""}, "Enter the opening balance, or 0.00"),
         ({"reconcile_from": "0001-01-01"}, "Enter a date from 01/01/2000 to"),
-        ({"reconcile_from": "2026-02-30"}, "Enter a real date, like 2026-10-31"),
+        ({"reconcile_from": "2026-02-30"}, "Enter a real date, like 31 10 2026"),
         ({"account": ""}, "Choose the ledger account"),
         ({"account": "no:such"}, setup.ACCOUNT_NOT_SUITABLE),
         ({"account": "icb:closed"}, setup.ACCOUNT_NOT_SUITABLE),
@@ -230,6 +231,47 @@ def test_with_many_asset_accounts_the_code_is_typed(client, officer, current, mo
     assert 'id="id_account" name="account" type="text"' in form
     assert client.post(reverse("ledger:reconcile-account-add"), cash_form()).status_code == 302
     assert CashAccount.objects.get().account == current
+
+
+def test_only_the_organisations_accounts_are_offered_named_and_in_order_not_every_budgets(client, officer, current):
+    """A cash account mirrors a bank or Stripe account whose statements finance receives: the ICB's own, not the
+    internal accounts every budget opens (160 of them in the demo, so many that the list used to become a box to
+    type a code into)."""
+    from budgets.card_payments import stripe_balance_account
+    from budgets.ending import icb_bank_account
+
+    bank_account, stripe = icb_bank_account(), stripe_balance_account()
+    for budget in range(1, 61):  # three asset accounts each, as budgets open them: 180 in all
+        for purpose in ("held:icb", "held:direct-payment", "contingency"):
+            services.account_open(
+                code=f"budget:{budget}:{purpose}", name=purpose, kind=AccountKind.ASSET, owner_ref=f"budget:{budget}"
+            )
+    open_account("icb:payments-clearing", AccountKind.ASSET)
+    open_account("icb:expenses", AccountKind.EXPENSE)  # not an asset
+    services.account_close(account=open_account("icb:old-bank", AccountKind.ASSET))  # closed
+    bank("icb:reconciled")  # already a cash account
+
+    form = page(client.get(reverse("ledger:reconcile-account-add")))
+    select = form[form.index('<select class="nhsuk-select" id="id_account"') : form.index("</select>")]
+    options = re.findall(r'<option value="([^"]*)"[^>]*>\s*([^<]*?)\s*</option>', select)
+    assert options == [
+        ("", "Choose an account"),
+        ("icb:bank", "ICB bank account (icb:bank)"),
+        ("icb:current", "Icb Current (icb:current)"),
+        ("icb:payments-clearing", "Icb Payments-Clearing (icb:payments-clearing)"),
+        ("icb:stripe-balance", "Stripe balance (icb:stripe-balance)"),
+    ], options
+    assert "budget:" not in form and "a budget&#39;s own accounts are not" in form
+    assert setup.offered_accounts().count() == 4 and setup.eligible_accounts().count() == 184
+
+    # A budget's account is not one to choose here; an offered one is set up.
+    refused = client.post(reverse("ledger:reconcile-account-add"), cash_form(account="budget:7:held:direct-payment"))
+    assert shows_error(refused, setup.ACCOUNT_NOT_SUITABLE) and CashAccount.objects.count() == 1
+    chosen = client.post(reverse("ledger:reconcile-account-add"), cash_form(account=bank_account.code, name="Bank"))
+    assert chosen.status_code == 302 and CashAccount.objects.filter(account=bank_account).exists()
+    again = page(client.get(reverse("ledger:reconcile-account-add")))
+    assert 'value="icb:bank"' not in again and 'value="icb:stripe-balance"' in again
+    assert stripe.code == "icb:stripe-balance"
 
 
 # --- A layout made on the page imports a bank's file ----------------------------------------------------------------
