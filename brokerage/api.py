@@ -3,18 +3,23 @@ Everything is scoped by the selectors: other people's records answer 404."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.http import Http404
+from djmoney.money import Money
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.models import Organisation, OrganisationKind
 from brokerage import exceptions as errors
 from brokerage import selectors, services
 from brokerage.fhir import plan_bundle
-from brokerage.models import CarePlan, Person, PlanLine
+from brokerage.models import CarePlan, ManagementType, Outcome, Person, PlanLine
 from brokerage.view_audit import AuditedList
+from providers.models import Provider, Service, ServiceCategory
 
 # The API moves a plan only through its brokerage steps. Agreement, set-up, reviews, suspension, stopping and
 # closing each go through a budgets service that records what the step needs (who agreed, a decision with
@@ -50,6 +55,7 @@ class PersonSerializer(serializers.ModelSerializer):
 class PlanLineSerializer(serializers.ModelSerializer):
     annual_cost = serializers.SerializerMethodField()
     unit_cost = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
 
     class Meta:
         model = PlanLine
@@ -66,7 +72,12 @@ class PlanLineSerializer(serializers.ModelSerializer):
             "outcome",
             "management_type",
             "third_party_holder",
+            "version",
         ]
+
+    def get_version(self, line) -> str:
+        """Send it back to change the line: a line changed by someone else since is refused (409)."""
+        return services.line_version(line)
 
     def get_annual_cost(self, line) -> str:
         return str(line.annual_cost.amount)
@@ -180,9 +191,38 @@ class CarePlanViewSet(AuditedList, mixins.ListModelMixin, mixins.RetrieveModelMi
         )
 
 
+class PlanLineChangeSerializer(serializers.Serializer):
+    """A change to a line of a draft plan: what is left out stays as it is. The same checks as the plan's pages."""
+
+    version = serializers.CharField(max_length=64, help_text="The line's `version` as last read")
+    description = serializers.CharField(required=False, max_length=300)
+    service = serializers.PrimaryKeyRelatedField(
+        required=False, allow_null=True, queryset=Service.objects.filter(active=True, category__is_prohibited=False)
+    )
+    category = serializers.PrimaryKeyRelatedField(required=False, queryset=ServiceCategory.objects.filter(active=True))
+    provider = serializers.PrimaryKeyRelatedField(
+        required=False, allow_null=True, queryset=Provider.objects.filter(active=True)
+    )
+    outcome = serializers.PrimaryKeyRelatedField(required=False, queryset=Outcome.objects.all())
+    management_type = serializers.ChoiceField(required=False, choices=ManagementType.choices)
+    third_party_holder = serializers.PrimaryKeyRelatedField(
+        required=False,
+        allow_null=True,
+        queryset=Organisation.objects.filter(kind=OrganisationKind.THIRD_PARTY_HOLDER),
+    )
+    frequency = serializers.CharField(required=False, max_length=120)
+    quantity = serializers.DecimalField(
+        required=False, max_digits=10, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal("100000")
+    )
+    unit_cost = serializers.DecimalField(
+        required=False, max_digits=12, decimal_places=2, min_value=Decimal("0"), max_value=Decimal("10000000")
+    )
+
+
 class PlanLineViewSet(AuditedList, viewsets.ReadOnlyModelViewSet):
     serializer_class = PlanLineSerializer
     person_id_of = staticmethod(lambda line: line.plan.person_id)
+    http_method_names = ["get", "patch", "head", "options"]
 
     def get_queryset(self):
         plans = selectors.plans_visible_to(self.request.user)
@@ -193,3 +233,34 @@ class PlanLineViewSet(AuditedList, viewsets.ReadOnlyModelViewSet):
             return super().get_object()
         except PlanLine.DoesNotExist as exc:
             raise Http404 from exc
+
+    @extend_schema(request=PlanLineChangeSerializer, responses=PlanLineSerializer)
+    def partial_update(self, request, pk=None):
+        """Change a line of a draft plan, by whoever may change the plan. Send the line's `version` as last read:
+        a line someone else has changed since is refused (409), as is a plan that is no longer a draft."""
+        line = self.get_object()
+        body = PlanLineChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        values = {
+            "description": data.get("description", line.description),
+            "service": data.get("service", line.service),
+            "category": data.get("category", line.category),
+            "provider": data.get("provider", line.provider),
+            "outcome": data.get("outcome", line.outcome),
+            "management_type": data.get("management_type", line.management_type),
+            "third_party_holder": data.get("third_party_holder", line.third_party_holder),
+            "frequency": data.get("frequency", line.frequency),
+            "quantity": data.get("quantity", line.quantity),
+            "unit_cost": Money(data["unit_cost"], "GBP") if "unit_cost" in data else line.unit_cost,
+        }
+        if data.get("service") and "category" not in data:  # a directory service keeps its own category
+            values["category"] = data["service"].category
+        try:
+            services.line_change(line=line, acting_user=request.user, seen=data["version"], **values)
+        except errors.LineRefused as exc:
+            return Response({"detail": str(exc), "field": exc.field}, status=status.HTTP_400_BAD_REQUEST)
+        except errors.BrokerageError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        line.refresh_from_db()
+        return Response(PlanLineSerializer(line).data)

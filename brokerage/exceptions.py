@@ -29,6 +29,18 @@ class RecordRefused(BrokerageError):
         self.field = field  # the form field the message is about, if any
 
 
+class LineRefused(TransitionRefused):
+    """A support line cannot be added or changed so (another plan's outcome, a holder where none belongs...)."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field  # the form field the message is about, if any
+
+
+class LineChangedMeanwhile(PlanChangedMeanwhile):
+    """Someone else changed or removed the support line after the page was shown: nothing was saved."""
+
+
 class SignInRefused(RecordRefused):
     """The person, representative or nominee cannot be invited to sign in so, or not by this user."""
 
@@ -39,6 +51,11 @@ NOT_ALLOWED = "You cannot {action} this plan"
 NOT_READY = "This plan is not ready: {problems}"
 NOT_NOW = "A plan that is {status} cannot be {action}"
 CHANGED_MEANWHILE = "Someone else has just changed this plan. Look at it again before you decide."
+LINE_CHANGED_MEANWHILE = (
+    "Someone else changed “{line}” while you were changing it, so nothing was saved. "
+    "Check the line below and make your change again."
+)
+LINE_GONE = "That support line is no longer in the plan"
 
 # People who act for the person, or are paid by them (rules 7 and 11).
 NOT_YOUR_PERSON = "You cannot record who acts for or is paid by this person"

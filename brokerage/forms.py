@@ -34,6 +34,7 @@ from brokerage.services import (
     SERVICE_KEEPS_CATEGORY,
     agreement_date_problem,
     line_holder_problem,
+    line_version,
     representative_problems,
 )
 from config.formatting import format_pence
@@ -204,6 +205,32 @@ class LineForm(forms.Form):
             if problem:
                 self.add_error("third_party_holder", problem)
         return data
+
+
+class LineChangeForm(LineForm):
+    """Adding a line's form, filled in with the line as it is, and the fingerprint of what the page was shown."""
+
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, line, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "service": line.service_id,
+                "description": line.description,
+                # A directory service keeps its own category: asked for only when there is no service.
+                "category": None if line.service_id else line.category_id,
+                "provider": line.provider_id,
+                "outcome": line.outcome_id,
+                "management_type": line.management_type,
+                "third_party_holder": line.third_party_holder_id,
+                "frequency": line.frequency,
+                "quantity": line.quantity,
+                "unit_cost": line.unit_cost.amount,
+                "seen": line_version(line),
+            },
+        )
+        super().__init__(*args, plan=line.plan, **kwargs)
 
 
 class BudgetForm(forms.Form):

@@ -130,6 +130,12 @@ class Person(models.Model):
     def nhs_number_display(self) -> str:
         return format_nhs_number(self.nhs_number)
 
+    @property
+    def address_on_one_line(self) -> str:
+        """The address's lines and the postcode joined by commas: "1 High Street, Leeds, LS1 4AP"."""
+        parts = [line.strip().strip(",").strip() for line in self.address.splitlines()] + [self.postcode.strip()]
+        return ", ".join(part for part in parts if part)
+
     def age_on(self, day: datetime.date) -> int:
         born = self.date_of_birth
         return day.year - born.year - ((day.month, day.day) < (born.month, born.day))

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.roles import Role
-from brokerage.models import CarePlan, ConnectedPerson, Person, PlanStatus, Relationship, Representative
+from brokerage.models import CarePlan, ConnectedPerson, Person, PlanLine, PlanStatus, Relationship, Representative
 from config.formatting import format_date
 
 # Finance pays and reconciles every budget and auditors check it all, so both read every person's record. An
@@ -112,6 +112,11 @@ def plans_visible_to(user) -> QuerySet[CarePlan]:
 
 def plan_get(*, user, pk: int) -> CarePlan:
     return plans_visible_to(user).select_related("care_coordinator", "approved_by", "icb_signatory").get(pk=pk)
+
+
+def plan_line_get(*, user, pk: int) -> PlanLine:
+    """A line of a plan the user may see, with its plan and person."""
+    return PlanLine.objects.select_related("plan__person").get(pk=pk, plan__in=plans_visible_to(user))
 
 
 def approval_queue(user) -> QuerySet[CarePlan]:

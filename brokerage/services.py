@@ -4,6 +4,8 @@ transition alone does not) and conditions, save with optimistic locking, and rec
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from decimal import Decimal
 
 import pghistory
@@ -355,14 +357,14 @@ def line_add(
     third_party_holder=None,
 ) -> PlanLine:
     _require_draft(plan, acting_user)
-    if outcome.plan_id != plan.pk:
-        raise errors.TransitionRefused("Choose an outcome from this plan")
-    if service is not None and category != service.category:
-        # The directory's category decides what the service needs (a CQC registration, say): filing it under
-        # another would skip rule 12.
-        raise errors.TransitionRefused(SERVICE_KEEPS_CATEGORY.format(category=service.category.name))
-    if problem := line_holder_problem(management_type=management_type, third_party_holder=third_party_holder):
-        raise errors.TransitionRefused(problem)
+    _check_line(
+        plan=plan,
+        outcome=outcome,
+        service=service,
+        category=category,
+        management_type=management_type,
+        third_party_holder=third_party_holder,
+    )
     return PlanLine.objects.create(
         plan=plan,
         description=description,
@@ -376,6 +378,114 @@ def line_add(
         provider=provider or (service.provider if service else None),
         third_party_holder=third_party_holder,
     )
+
+
+def _check_line(*, plan: CarePlan, outcome: Outcome, service, category, management_type: str, third_party_holder):
+    """What a line added to or changed in a plan must be, whichever page or API sends it."""
+    if outcome.plan_id != plan.pk:
+        raise errors.LineRefused("Choose an outcome from this plan", field="outcome")
+    if service is not None and category != service.category:
+        # The directory's category decides what the service needs (a CQC registration, say): filing it under
+        # another would skip rule 12.
+        raise errors.LineRefused(SERVICE_KEEPS_CATEGORY.format(category=service.category.name), field="category")
+    if problem := line_holder_problem(management_type=management_type, third_party_holder=third_party_holder):
+        raise errors.LineRefused(problem, field="third_party_holder")
+
+
+# What changing a line may change, with how the success banner names each (in the order the form asks).
+LINE_FIELDS = {
+    "service": "service",
+    "description": "what the support is",
+    "category": "category",
+    "provider": "provider",
+    "outcome": "outcome",
+    "management_type": "how the money is managed",
+    "third_party_holder": "third-party holder",
+    "frequency": "how often",
+    "quantity": "units a year",
+    "unit_cost": "cost per unit",
+}
+_LINE_FOREIGN_KEYS = ("service", "category", "provider", "outcome", "third_party_holder")
+
+
+def _line_values(line: PlanLine) -> dict:
+    values = {name: getattr(line, f"{name}_id" if name in _LINE_FOREIGN_KEYS else name) for name in LINE_FIELDS}
+    values["quantity"] = Decimal(values["quantity"]).normalize()
+    values["unit_cost"] = line.unit_cost.amount.quantize(Decimal("0.01"))
+    return values
+
+
+def line_version(line: PlanLine) -> str:
+    """A fingerprint of the line as stored: its change page (or an API client) sends back the one it was shown, so a
+    change made meanwhile by someone else is never silently overwritten."""
+    encoded = json.dumps(_line_values(line), sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def line_change(
+    *,
+    line: PlanLine,
+    acting_user,
+    seen: str | None,
+    description: str,
+    category,
+    outcome: Outcome,
+    management_type: str,
+    frequency: str,
+    quantity: Decimal,
+    unit_cost,
+    service=None,
+    provider=None,
+    third_party_holder=None,
+) -> list[str]:
+    """Change a line of a draft plan, with the checks a new line has. `seen` is the `line_version` the page was
+    shown: a line changed or removed since is refused, never overwritten. Returns how the banner names the fields
+    changed (none: nothing was saved); the change is kept in the line's history with who made it."""
+    with transaction.atomic():
+        # The plan is locked so it cannot be submitted half-way through the change.
+        plan = CarePlan.objects.select_for_update().get(pk=line.plan_id)
+        _require_draft(plan, acting_user)
+        current = PlanLine.objects.select_for_update().filter(pk=line.pk, plan=plan).first()
+        if current is None:
+            raise errors.LineChangedMeanwhile(errors.LINE_GONE)
+        if seen is not None and seen != line_version(current):
+            raise errors.LineChangedMeanwhile(errors.LINE_CHANGED_MEANWHILE.format(line=current.description))
+        _check_line(
+            plan=plan,
+            outcome=outcome,
+            service=service,
+            category=category,
+            management_type=management_type,
+            third_party_holder=third_party_holder,
+        )
+        if quantity <= 0:
+            raise errors.LineRefused("Units a year must be more than 0", field="quantity")
+        if unit_cost.amount < 0:
+            raise errors.LineRefused("The cost per unit must be £0 or more", field="unit_cost")
+        before = _line_values(current)
+        current.description = description
+        current.category = category
+        current.outcome = outcome
+        current.management_type = management_type
+        current.frequency = frequency
+        current.quantity = quantity
+        current.unit_cost = unit_cost
+        current.service = service
+        current.provider = provider or (service.provider if service else None)
+        current.third_party_holder = third_party_holder
+        after = _line_values(current)
+        changed = [name for name in LINE_FIELDS if before[name] != after[name]]
+        if not changed:
+            return []
+        try:
+            current.full_clean(exclude=["plan"])
+        except ValidationError as exc:
+            refusal = _refusal(exc)
+            raise errors.LineRefused(str(refusal), field=refusal.field) from exc
+        columns = [*changed, "unit_cost_currency"] if "unit_cost" in changed else changed
+        with pghistory.context(user=getattr(acting_user, "pk", None), action="line_change", fields=changed):
+            current.save(update_fields=columns)
+    return [LINE_FIELDS[name] for name in changed]
 
 
 def risk_add(*, plan: CarePlan, acting_user, risk: str, mitigation: str) -> Risk:

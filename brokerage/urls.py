@@ -25,6 +25,7 @@ urlpatterns = [
     path("plans/<int:pk>/", views.plan_detail, name="plan"),
     path("plans/<int:pk>/needs-and-outcomes/", views.plan_needs, name="plan-needs"),
     path("plans/<int:pk>/support/", views.plan_support, name="plan-support"),
+    path("plan-lines/<int:pk>/change/", views.plan_line_change, name="plan-line-change"),
     path("plans/<int:pk>/risks/", views.plan_risks, name="plan-risks"),
     path("plans/<int:pk>/check/", views.plan_check, name="plan-check"),
     path("plans/<int:pk>/decide/", views.plan_decide, name="plan-decide"),

@@ -67,6 +67,7 @@ PERSON_PAGES: dict[str, PersonOf] = {
     "brokerage:connected-person-necessity": PersonOf("pk", "brokerage.ConnectedPerson", "person_id"),
     "brokerage:person-change": PERSON,
     "brokerage:connected-person-withdraw": PersonOf("pk", "brokerage.ConnectedPerson", "person_id"),
+    "brokerage:plan-line-change": PersonOf("pk", "brokerage.PlanLine", "plan__person_id"),
     **{
         f"brokerage:{name}": PLAN
         for name in (

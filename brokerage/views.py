@@ -149,7 +149,12 @@ def representative_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = forms.RepresentativeForm(request.POST or None, person=person)
     if request.method == "POST" and form.is_valid():
         try:
-            services.representative_add(person=person, acting_user=request.user, **form.cleaned_data)
+            added = services.representative_add(person=person, acting_user=request.user, **form.cleaned_data)
+            messages.success(
+                request,
+                f"{added.name} is recorded as {person.full_name}'s {added.get_kind_display().lower()}: they can now "
+                "receive or manage the direct payment for them.",
+            )
             return redirect("brokerage:person-acting", pk=person.pk)
         except errors.BrokerageError as exc:
             _refused(form, exc)
@@ -187,11 +192,26 @@ def connected_person_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = forms.ConnectedPersonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.connected_person_add(person=person, acting_user=request.user, **form.cleaned_data)
+            connection = services.connected_person_add(person=person, acting_user=request.user, **form.cleaned_data)
+            messages.success(request, connected_message(connection))
             return redirect("brokerage:person-acting", pk=person.pk)
         except errors.BrokerageError as exc:
             _refused(form, exc)
     return render(request, "brokerage/connected_person_add.jinja", {"person": person, "form": form})
+
+
+def connected_message(connection: ConnectedPerson) -> str:
+    """After recording a connected person: whether paying them is now blocked (rule 11)."""
+    recorded = (
+        f"{connection.provider.name} is recorded as {connection.person.full_name}'s "
+        f"{connection.get_relationship_display().lower()}"
+    )
+    if connection.blocked:
+        return f"{recorded}. Paying them is blocked until an ICB approver records that it is necessary."
+    return (
+        f"{recorded}. Paying them needs no necessity approval: they are not a spouse or partner and do not live in "
+        "the same household."
+    )
 
 
 def connection_to_decide(request: HttpRequest, pk: int) -> ConnectedPerson:
@@ -214,6 +234,11 @@ def connected_person_necessity(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.connected_person_approve_necessity(
                 connection=connection, acting_user=request.user, reasons=form.cleaned_data["reasons"]
+            )
+            messages.success(
+                request,
+                f"The necessity approval is recorded: {connection.provider.name} can now be paid from "
+                f"{connection.person.full_name}'s budget.",
             )
             return redirect("brokerage:person-acting", pk=connection.person_id)
         except errors.BrokerageError as exc:
@@ -309,6 +334,11 @@ def plan_section(request: HttpRequest, pk: int, section: str) -> HttpResponse:
     return render(request, "brokerage/plan_section.jinja", {"plan": plan, "form": form, "title": SECTIONS[section]})
 
 
+def _int(value: str | None) -> int:
+    """An id from a form's hidden field: 0 (nothing's) unless it is a whole number an id can be."""
+    return int(value) if value and value.isdecimal() and len(value) < 19 else 0
+
+
 def _remove(request: HttpRequest, plan: CarePlan, model) -> str | None:
     try:
         item = model.objects.get(pk=int(request.POST.get("remove", "0")), plan=plan)
@@ -364,40 +394,74 @@ def plan_support(request: HttpRequest, pk: int) -> HttpResponse:
     form = forms.LineForm(request.POST if action == "add_line" else None, plan=plan)
     problem = None
     if action == "add_line" and form.is_valid():
-        data = form.cleaned_data
-        service = data["service"]
-        unit_cost = forms.as_money(data["unit_cost"]) if data["unit_cost"] is not None else service.unit_rate
         try:
-            services.line_add(
-                plan=plan,
-                acting_user=request.user,
-                description=data["description"],
-                category=data["category"] or service.category,
-                outcome=data["outcome"],
-                management_type=data["management_type"],
-                frequency=data["frequency"],
-                quantity=data["quantity"],
-                unit_cost=unit_cost,
-                service=service,
-                provider=data["provider"],
-                third_party_holder=data["third_party_holder"],
-            )
+            services.line_add(plan=plan, acting_user=request.user, **_line_values(form.cleaned_data))
             return redirect("brokerage:plan-support", pk=plan.pk)
         except errors.BrokerageError as exc:
-            holder = str(exc) in (
-                services.HOLDER_REQUIRED,
-                services.HOLDER_NOT_INDEPENDENT,
-                services.HOLDER_ONLY_FOR_THIRD_PARTY,
-            )
-            form.add_error("third_party_holder" if holder else None, str(exc))
+            _refused(form, exc)
     if action == "remove_line":
+        removing = plan.lines.filter(pk=_int(request.POST.get("remove"))).values_list("description", flat=True).first()
         problem = _remove(request, plan, PlanLine)
         if problem is None:
+            messages.success(request, f"{removing} is removed from the plan.")
             return redirect("brokerage:plan-support", pk=plan.pk)
     lines = plan.lines.select_related("category", "provider", "outcome", "third_party_holder")
     return render(
         request, "brokerage/plan_support.jinja", {"plan": plan, "form": form, "lines": lines, "problem": problem}
     )
+
+
+def _line_values(data: dict) -> dict:
+    """A line's form, as the line services take it: a directory service fills in what was left empty."""
+    service = data["service"]
+    return {
+        "description": data["description"],
+        "category": data["category"] or service.category,
+        "outcome": data["outcome"],
+        "management_type": data["management_type"],
+        "frequency": data["frequency"],
+        "quantity": data["quantity"],
+        "unit_cost": forms.as_money(data["unit_cost"]) if data["unit_cost"] is not None else service.unit_rate,
+        "service": service,
+        "provider": data["provider"],
+        "third_party_holder": data["third_party_holder"],
+    }
+
+
+@login_required
+def plan_line_change(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a line of a draft plan: its adding form, filled in. Only while lines can be added and removed, by
+    whoever may change the plan; anyone else, and any other line, is not found."""
+    try:
+        line = selectors.plan_line_get(user=request.user, pk=pk)
+    except PlanLine.DoesNotExist as exc:
+        raise Http404 from exc
+    plan = line.plan
+    _editable(request, plan)
+    form = forms.LineChangeForm(request.POST or None, line=line)
+    if request.method == "POST" and form.is_valid():
+        try:
+            changed = services.line_change(
+                line=line, acting_user=request.user, seen=form.cleaned_data["seen"], **_line_values(form.cleaned_data)
+            )
+        except errors.LineChangedMeanwhile as exc:
+            messages.warning(request, str(exc))
+            if str(exc) == errors.LINE_GONE:
+                return redirect("brokerage:plan-support", pk=plan.pk)
+            return redirect("brokerage:plan-line-change", pk=line.pk)
+        except errors.BrokerageError as exc:
+            _refused(form, exc)
+        else:
+            if changed:
+                messages.success(request, f"{form.cleaned_data['description']} is changed: {_sentence(changed)}.")
+            else:
+                messages.info(request, f"Nothing was changed: {line.description} was already as shown.")
+            return redirect("brokerage:plan-support", pk=plan.pk)
+    return render(request, "brokerage/plan_line_change.jinja", {"plan": plan, "line": line, "form": form})
+
+
+def _sentence(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 @login_required

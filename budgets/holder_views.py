@@ -7,6 +7,7 @@ import uuid
 from decimal import Decimal
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +15,7 @@ from django.shortcuts import redirect, render
 from budgets import selectors, spending
 from budgets.models import Budget, HolderReturn, HolderSpend
 from budgets.services import BudgetError
+from config.formatting import format_date, format_pence
 from config.forms import DateField, PoundsField
 
 AMOUNT_ERRORS = {
@@ -137,7 +139,7 @@ def held_budget(request: HttpRequest, pk: int) -> HttpResponse:
         if spend_form.is_valid():
             data = spend_form.cleaned_data
             try:
-                spending.holder_spend_record(
+                spend = spending.holder_spend_record(
                     budget=budget,
                     holder=holder,
                     line=data["line"],
@@ -147,6 +149,10 @@ def held_budget(request: HttpRequest, pk: int) -> HttpResponse:
                     key=f"holder:{holder.pk}:{data['key']}",
                     acting_user=request.user,
                 )
+                recorded = f"Recorded: {format_pence(spend.amount_pence)} paid to {spend.payee}"
+                if spend.budget_line_id is None:  # said now, so the holder is not surprised when they are asked
+                    recorded += ". It is not coded to a line of the plan, so the care coordinator will check it"
+                messages.success(request, recorded + ".")
                 return redirect("budgets:held-budget", pk=budget.pk)
             except BudgetError as exc:
                 spend_form.add_error(spend_error_field(exc), str(exc))
@@ -155,13 +161,18 @@ def held_budget(request: HttpRequest, pk: int) -> HttpResponse:
         if return_form.is_valid():
             data = return_form.cleaned_data
             try:
-                spending.holder_return_submit(
+                submitted = spending.holder_return_submit(
                     budget=budget,
                     holder=holder,
                     period_start=data["period_start"],
                     period_end=data["period_end"],
                     note=data["note"],
                     acting_user=request.user,
+                )
+                messages.success(
+                    request,
+                    f"Your return for {format_date(submitted.period_start)} to {format_date(submitted.period_end)} "
+                    f"is submitted: {format_pence(submitted.spent_pence)} spent in the period.",
                 )
                 return redirect("budgets:held-budget", pk=budget.pk)
             except BudgetError as exc:

@@ -125,9 +125,12 @@ def my_transactions(request: HttpRequest, pk: int) -> HttpResponse:
             "budget": budget,
             "form": form,
             "page": page,
-            "rows": person_selectors.describe(budget, page.object_list),
+            "rows": person_selectors.describe(budget, page.object_list, checks=True),
             "query": query.urlencode(),
-            "purchases": DirectPaymentSpend.objects.filter(budget=budget).select_related("budget_line__plan_line")[:10],
+            "purchases": [
+                (spend, person_selectors.outcome_text(spend))
+                for spend in person_selectors.with_checker(DirectPaymentSpend.objects.filter(budget=budget))[:10]
+            ],
         },
     )
 

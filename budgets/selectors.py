@@ -54,6 +54,44 @@ def line_figures(budget: Budget) -> list[LineFigures]:
     return [_line_figures(line) for line in budget.lines.select_related("plan_line", "spend_account")]
 
 
+@dataclasses.dataclass(frozen=True)
+class LineTable:
+    """The staff budget page's table: the plan's lines, then the spending not coded to a line yet (the row the
+    person's page and the statement show), so its columns add up to the budget's totals."""
+
+    rows: list[LineFigures]
+
+    @property
+    def planned(self) -> int:
+        return sum(row.planned for row in self.rows)
+
+    @property
+    def committed(self) -> int:
+        return sum(row.committed for row in self.rows)
+
+    @property
+    def spent(self) -> int:
+        return sum(row.spent for row in self.rows)
+
+    @property
+    def remaining(self) -> int:
+        return sum(row.remaining for row in self.rows)
+
+
+def line_table(budget: Budget, accounts: list[tuple[str, Account]] | None = None) -> LineTable:
+    """`line_figures` and the "Not coded to a line (to be checked)" row while any spending waits to be coded.
+    `accounts` (from `budget_accounts`) saves reading the budget's accounts again."""
+    from budgets.person_selectors import UNCODED_PURPOSE, uncoded_row  # it builds on this module
+
+    if accounts is None:
+        accounts = budget_accounts(budget)
+    rows = line_figures(budget)
+    uncoded = next((account for purpose, account in accounts if purpose == UNCODED_PURPOSE), None)
+    if uncoded is not None and uncoded.posted_balance:
+        rows.append(uncoded_row(uncoded))
+    return LineTable(rows)
+
+
 def budgets_with_lines(budgets):
     """`budgets` with the lines line_figures reads, in one more query for the lot."""
     return budgets.prefetch_related(
@@ -212,8 +250,10 @@ def overdue_reviews(user, today=None):
 
 
 def open_monitoring(user, today=None) -> dict:
-    """What a coordinator or approver should act on: overdue reviews, late returns and open surplus alerts."""
+    """What a coordinator or approver should act on: overdue reviews, late returns, open surplus alerts and (a
+    coordinator or broker) flagged spending to check."""
     from budgets.models import DirectPaymentReturn, SurplusAlert
+    from budgets.spending import spending_to_check
 
     today = today or timezone.localdate()
     plans = plan_selectors.plans_visible_to(user)
@@ -229,6 +269,8 @@ def open_monitoring(user, today=None) -> dict:
                 :20
             ]
         ),
+        # Flagged spending the care coordinator or broker is to check (rules 9 and 10), by budget.
+        "spending_to_check": spending_to_check(user),
     }
 
 

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 
 import pghistory
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.roles import Role
-from brokerage.models import CarePlan, ConnectedPerson, ManagementType, PlanStatus
+from accounts.tasks import send_email
+from brokerage.models import CarePlan, ConnectedPerson, ManagementType, Person, PlanStatus
 from budgets.models import (
+    Budget,
     BudgetAccount,
     BudgetLine,
     DirectPaymentMoneyIn,
@@ -27,6 +32,8 @@ from budgets.models import (
     MoneyInSource,
     SpendCheck,
     SpendFlag,
+    StopDecision,
+    StopGround,
 )
 from budgets.services import BudgetError, budget_account
 from ledger import selectors as ledger_selectors
@@ -439,6 +446,36 @@ def flagged_spending(budget, *, checked: bool = False) -> list[FlaggedSpend]:
     return sorted(items, key=lambda item: (item.spend.spent_on, item.kind, item.spend.pk))
 
 
+@dataclasses.dataclass(frozen=True)
+class SpendingToCheck:
+    """A budget with flagged spending still to check, for the dashboards."""
+
+    budget: Budget
+    count: int
+
+
+def spending_to_check(user) -> list[SpendingToCheck]:
+    """Budgets of the people assigned to this care coordinator or broker (those whose flagged spending they may
+    check) with flagged spending still to check, by person: one query, whatever the number of people or items."""
+    if not user.is_authenticated or not user.has_role(*CHECKERS):
+        return []
+    assigned = Person.assigned_staff.through.objects.filter(user=user).values("person_id")
+    counts = {}
+    for name, model in (("purchases", DirectPaymentSpend), ("holder", HolderSpend)):
+        waiting = model.objects.filter(budget=OuterRef("pk"), check_decision="").exclude(flag=SpendFlag.NONE)
+        counts[name] = Coalesce(
+            Subquery(waiting.values("budget").annotate(n=Count("pk")).values("n")), 0, output_field=IntegerField()
+        )
+    budgets = (
+        Budget.objects.filter(Q(plan__person__care_coordinator=user) | Q(plan__person__in=assigned))
+        .annotate(**counts)
+        .filter(Q(purchases__gt=0) | Q(holder__gt=0))
+        .select_related("plan__person")
+        .order_by("plan__person__family_name", "plan__person__given_name", "pk")
+    )
+    return [SpendingToCheck(budget, budget.purchases + budget.holder) for budget in budgets]
+
+
 def flagged_spend_get(budget, kind: str, pk: int) -> FlaggedSpend | None:
     """One of the budget's flagged items, checked or not; None if there is no such item on this budget."""
     model = SPEND_KINDS.get(kind)
@@ -486,7 +523,56 @@ def spend_check(
         spend.checked_by = acting_user
         spend.checked_at = timezone.now()
         spend.save(update_fields=["budget_line", "check_decision", "check_reasons", "checked_by", "checked_at"])
-    return FlaggedSpend(item.kind, spend)
+        checked = FlaggedSpend(item.kind, spend)
+        _tell_the_person(checked, acting_user)
+    return checked
+
+
+CHECKED_SUBJECT = "Spending from your personal health budget has been checked"
+CHECKED_NEXT = {
+    SpendCheck.CODED: "They matched it to a part of your care and support plan, so it now counts as spending on that "
+    "part of your plan. You do not need to do anything.",
+    SpendCheck.ACCEPTED: "They accepted it. You do not need to do anything.",
+    SpendCheck.RECOVERY: "They decided it should not have been paid from your budget, and have asked our finance team "
+    "to recover the money. If the finance team asks for it back, you will get a letter saying how much, why and by "
+    "when, and you can ask us to reconsider. You do not need to pay anything until you get that letter.",
+}
+
+
+def _tell_the_person(item: FlaggedSpend, acting_user) -> None:
+    """Email the person, and their representatives and nominees who sign in, what was decided and what happens next,
+    once the check commits. Like the statement email, it names no amount and no payee: those stay behind the
+    sign-in, on the transactions page, which shows the outcome against the payment."""
+    from budgets.person_selectors import checker_title
+    from budgets.statements import statement_recipients  # the person, or those who act for them
+
+    spend = item.spend
+    budget = spend.budget
+    if StopDecision.objects.filter(budget=budget, ground=StopGround.DEATH).exists():
+        return  # as for letters (budgets/letters.py): nobody is emailed about spending after a death
+    recipients = statement_recipients(budget)
+    if not recipients:
+        return
+    checker = checker_title(is_coordinator=acting_user.has_role(Role.CARE_COORDINATOR))
+    what = (
+        f"a payment {spend.holder.name} made from your budget on {spend.spent_on:%-d %B %Y}"
+        if item.kind == "holder"
+        else f"a payment from your direct payment on {spend.spent_on:%-d %B %Y}"
+    )
+    why = (
+        "it looked like a kind of purchase the budget cannot pay for"
+        if spend.flag == SpendFlag.PROHIBITED
+        else "it was not matched to a part of your plan"
+    )
+    link = settings.SITE_URL.rstrip("/") + reverse("budgets:my-transactions", kwargs={"pk": budget.pk})
+    body = (
+        f"Hello,\n\nYour {checker} has checked {what}. It was waiting to be checked because {why}.\n\n"
+        f"{CHECKED_NEXT[spend.check_decision]}\n\nSign in to see it on your transactions page:\n\n{link}\n\n"
+        "For your privacy this email does not say how much was paid or who to. If you have questions, contact "
+        "your care coordinator.\n"
+    )
+    for email in recipients:
+        transaction.on_commit(functools.partial(send_email.defer, subject=CHECKED_SUBJECT, body=body, to=[email]))
 
 
 def _code_to_line(item: FlaggedSpend, line: BudgetLine | None, acting_user) -> None:

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import Count, F, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,7 +19,7 @@ from budgets import invoices as invoice_services
 from budgets import payment_runs as runs
 from budgets import selectors, services
 from budgets.models import Budget, DirectPaymentAccount, Invoice, PaymentRun, RunStatus
-from config.formatting import format_date
+from config.formatting import format_date, format_pence
 from config.forms import DateField, PoundsField
 
 
@@ -67,13 +67,14 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
         budget = selectors.budget_for(user=request.user, pk=pk)
     except Budget.DoesNotExist as exc:
         raise Http404 from exc
+    accounts = selectors.budget_accounts(budget)
     return render(
         request,
         "budgets/budget.jinja",
         {
             "budget": budget,
-            "lines": selectors.line_figures(budget),
-            "accounts": selectors.budget_accounts(budget),
+            "table": selectors.line_table(budget, accounts),
+            "accounts": accounts,
             "payments": selectors.upcoming_payments(budget),
             "has_direct_payment": budget.lines.filter(management_type="direct_payment").exists(),
             "dedicated": DirectPaymentAccount.objects.filter(budget=budget).select_related("recipient").first(),
@@ -152,6 +153,7 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if action == "approve":
             runs.payment_run_approve(run=run, acting_user=request.user)
+            messages.success(request, run_approved_message(run))
             return redirect("budgets:payment-run", pk=run.pk)
         if action == "pay":
             runs.payment_run_post(run=run, acting_user=request.user)
@@ -196,6 +198,16 @@ def payment_run(request: HttpRequest, pk: int) -> HttpResponse:
             "not_paid": any(item.failure and not item.paid_at for item in items),
             "taken_out": runs.items_taken_out(run),
         },
+    )
+
+
+def run_approved_message(run: PaymentRun) -> str:
+    """What the checker sees after approving: how many payments, for how much, and what happens next."""
+    figures = run.items.aggregate(count=Count("id"), total=Sum("amount_pence"))
+    count = figures["count"]
+    payments = f"{count} payment{'' if count == 1 else 's'}"
+    return (
+        f"Payment run {run.pk} of {payments} ({format_pence(figures['total'] or 0)}) is approved: it can now be paid."
     )
 
 
@@ -266,6 +278,11 @@ def invoices(request: HttpRequest) -> HttpResponse:
         try:
             if request.POST.get("action") == "approve":
                 invoice_services.invoice_approve(invoice=invoice, acting_user=request.user)
+                messages.success(
+                    request,
+                    f"Invoice {invoice.invoice_number} from {invoice.provider.name} "
+                    f"({format_pence(invoice.amount_pence)}) is approved: a payment run can now pay it.",
+                )
             return redirect("budgets:invoices")
         except services.BudgetError as exc:
             problem = str(exc)

@@ -68,6 +68,7 @@ PK_KINDS = {
     "brokerage:connected-person-necessity": "connected_person",
     "brokerage:person-change": "person",
     "brokerage:connected-person-withdraw": "connected_person",
+    "brokerage:plan-line-change": "plan_line",
     **{
         f"brokerage:{name}": "plan"
         for name in (

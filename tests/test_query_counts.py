@@ -177,7 +177,7 @@ def _add_person(world):
 
 
 def _add_children(world, budget):
-    """More of what a budget's pages list: a purchase and a provider invoice."""
+    """More of what a budget's pages list: a purchase, one flagged for checking, and a provider invoice."""
     n = next(_serial)
     finance = world["crew"]["finance"]
     spending.dp_spend_record(
@@ -187,6 +187,15 @@ def _add_children(world, budget):
         spent_on=datetime.date(2026, 11, 3),
         amount_pence=150,
         key=f"counts-spend-{n}",
+        acting_user=finance,
+    )
+    spending.dp_spend_record(  # flagged for checking: the dashboards count it, the person's pages say so
+        budget=budget,
+        line=None,
+        payee=f"Uncoded {n}",
+        spent_on=datetime.date(2026, 11, 3),
+        amount_pence=120,
+        key=f"counts-uncoded-{n}",
         acting_user=finance,
     )
     notional = budget.lines.get(management_type="notional")
