@@ -164,13 +164,24 @@ def reference_html() -> str:
     )
 
 
+def _alone_worker_start(environment: dict[str, str]) -> None:
+    """A statement worker's start-up (Django, fonts, a warm-up render, frozen garbage collector), then WeasyPrint's own
+    SVG text drawing back in place of ours (budgets.svg_text), so 'alone' is WeasyPrint as shipped."""
+    from budgets import statement_batch
+
+    statement_batch._worker_start(environment)
+    from budgets import svg_text
+
+    svg_text.uninstall()
+
+
 def alone_pool(workers: int) -> ProcessPoolExecutor:
     from budgets import statement_batch
 
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=statement_batch._worker_start,
+        initializer=_alone_worker_start,
         initargs=(statement_batch.worker_environment(),),
     )
     list(pool.map(statement_batch._warm, range(workers * 2)))

@@ -49,6 +49,7 @@ from config.formatting import format_date
 from ledger.models import DEBIT_NORMAL_KINDS, Account, Transfer
 
 TEMPLATE = "budgets/statements/statement.jinja"
+READY_EMAIL = "budgets/statements/ready_email.txt"
 OPEN_RECOVERIES = (RecoveryStatus.ISSUED, RecoveryStatus.RECONSIDERING)
 # Plans whose budgets get a monthly statement: money is or was moving. Closed and replaced plans are left out.
 LIVE_STATUSES = (
@@ -526,6 +527,9 @@ def _weasyprint():
     from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+    from budgets import svg_text
+
+    svg_text.install()
     return weasyprint, FontConfiguration, URLFetcher, URLFetcherResponse
 
 
@@ -575,7 +579,10 @@ PDF_OPTIONS = {"pdf_variant": "pdf/ua-1"}
 
 def warm_up() -> None:
     """Render a statement of made-up figures: a process's first render loads Pango, the fonts and the template,
-    which batch workers do before their first real statement rather than during it."""
+    which batch workers do before their first real statement rather than during it. Likewise the "statement ready"
+    email's link and template: the first reverse() imports every URLconf, about 0.2 s."""
+    reverse("budgets:my-statements", kwargs={"pk": 1})
+    get_template(READY_EMAIL, using="jinja2")
     day = datetime.date(2026, 1, 31)
     row = person_selectors.Transaction(day, "Warm-up", "Line", 0, 100)
     data = StatementData(
@@ -730,7 +737,31 @@ def render_statement_pdf_with_pages(html: str, *, xhtml: bool = True) -> tuple[b
     document = render_pdf_document(html, xhtml=xhtml)
     # The identifier comes from the content, so the same statement always gives the same bytes.
     identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
-    return document.write_pdf(pdf_identifier=identifier, **PDF_OPTIONS), len(document.pages)
+    pdf = with_file_identifier(document.write_pdf(**PDF_OPTIONS), identifier)
+    if pdf is None:  # not laid out as WeasyPrint 70 writes it: let WeasyPrint add the identifier, the slow way
+        pdf = document.write_pdf(pdf_identifier=identifier, **PDF_OPTIONS)
+    return pdf, len(document.pages)
+
+
+# The trailer of a PDF whose cross-references are a stream (WeasyPrint's compressed output) starts at the offset
+# `startxref` gives; pydyf writes an /ID just before the stream's own /Filter entry.
+_STARTXREF = re.compile(rb"startxref\n(\d+)\n%%EOF\n$")
+_XREF_STREAM = re.compile(rb"\d+ 0 obj\n<</Type /XRef[^>]*?(?=/Filter /FlateDecode/Length \d+>>\nstream\n)")
+
+
+def with_file_identifier(pdf: bytes, identifier: bytes) -> bytes | None:
+    """The PDF with the file identifier (/ID) WeasyPrint's pdf_identifier option writes: `identifier`, then a hash of
+    the file. None when the PDF is not laid out as WeasyPrint 70 writes it.
+
+    That option makes pydyf serialise and compress every object a second time only to hash them, about a twelfth of a
+    statement's time. The trailer is the file's last object and `startxref` points at its start, so an entry added
+    inside its dictionary moves no other object: every offset in the file stays true."""
+    end = _STARTXREF.search(pdf, max(0, len(pdf) - 40))
+    trailer = _XREF_STREAM.match(pdf, int(end[1])) if end else None
+    if trailer is None or b"/ID " in trailer[0] or not re.fullmatch(rb"[0-9a-f]+", identifier):
+        return None
+    file_hash = hashlib.md5(pdf, usedforsecurity=False).hexdigest().encode()
+    return pdf[: trailer.end()] + b"/ID [(" + identifier + b") (" + file_hash + b")]" + pdf[trailer.end() :]
 
 
 def render_statement_pdf(html: str, *, xhtml: bool = True) -> bytes:
@@ -858,7 +889,7 @@ def _queue_ready_email(statement: Statement, budget: Budget) -> bool:
         return False
     period = describe_period(statement.period_start, statement.period_end)
     link = settings.SITE_URL.rstrip("/") + reverse("budgets:my-statements", kwargs={"pk": budget.pk})
-    body = get_template("budgets/statements/ready_email.txt", using="jinja2").render(
+    body = get_template(READY_EMAIL, using="jinja2").render(
         {"period": period, "link": link, "large_print": statement.large_print}
     )
     subject = f"Your personal health budget statement for {period} is ready"

@@ -25,7 +25,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db.models import Q, Sum
-from PIL import Image
+from PIL import Image, ImageChops, ImageOps
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from accounts.roles import Role
@@ -50,14 +50,16 @@ MOVED = ("posted", "post_pending")
 
 
 def weasyprint_alone(html_text: str) -> bytes:
-    """The PDF plain WeasyPrint makes of our HTML with the same options: its own parser and user-agent stylesheet."""
+    """The PDF plain WeasyPrint makes of our HTML with the same options: its own parser and user-agent stylesheet.
+    The file identifier is added as the statements add it: WeasyPrint's own hashes the file differently (compared in
+    test_the_file_identifier_is_weasyprints_own_but_for_the_hash_that_ends_it)."""
     import weasyprint
 
     document = weasyprint.HTML(
         string=html_text, base_url=statements.static_base_url(), url_fetcher=statements.url_fetcher()
     ).render(font_config=statements.font_config())
     identifier = hashlib.sha256(html_text.encode()).hexdigest()[:32].encode()
-    return document.write_pdf(pdf_identifier=identifier, **statements.PDF_OPTIONS)
+    return statements.with_file_identifier(document.write_pdf(**statements.PDF_OPTIONS), identifier)
 
 
 def busy_budget(crew, *, extra_spends: int = 0):
@@ -552,6 +554,97 @@ def test_the_fast_xhtml_parse_gives_the_same_pdf_as_weasyprints_own_html_parser(
     assert statements._xml_root(odd) is None
     content = statements.render_statement_pdf(odd)
     assert content.startswith(b"%PDF-") and len(pypdf.PdfReader(io.BytesIO(content)).pages) >= 2
+
+
+FILE_IDENTIFIER = re.compile(rb"/ID \[\(([0-9a-f]{32})\) \(([0-9a-f]{32})\)\]")
+
+
+@pytest.mark.django_db
+def test_the_file_identifier_is_weasyprints_own_but_for_the_hash_that_ends_it(october):
+    html_text = statements.render_statement_html(statements.statement_data(october["budget"], *OCTOBER))
+    document = statements.render_pdf_document(html_text)
+    identifier = hashlib.sha256(html_text.encode()).hexdigest()[:32].encode()
+    ours = statements.render_statement_pdf(html_text)
+    weasyprints = document.write_pdf(pdf_identifier=identifier, **statements.PDF_OPTIONS)
+    ours_id, weasyprints_id = FILE_IDENTIFIER.search(ours).groups(), FILE_IDENTIFIER.search(weasyprints).groups()
+    assert ours_id[0] == weasyprints_id[0] == identifier
+    file_hash = hashlib.md5(document.write_pdf(**statements.PDF_OPTIONS), usedforsecurity=False).hexdigest()
+    assert ours_id[1] == file_hash.encode()
+    # Every other byte is WeasyPrint's: no object moved, so every offset in the cross-reference stream still holds.
+    assert FILE_IDENTIFIER.sub(b"ID", ours) == FILE_IDENTIFIER.sub(b"ID", weasyprints)
+    reader = pypdf.PdfReader(io.BytesIO(ours), strict=True)
+    assert [str(value) for value in reader.trailer["/ID"]] == [value.decode() for value in ours_id]
+    assert len(reader.pages) >= 2 and "Spending against the budget" in pdf_text(ours)
+    # A file not laid out as WeasyPrint 70 writes it gets no identifier this way (statements then take WeasyPrint's).
+    assert statements.with_file_identifier(weasyprints, identifier) is None  # it has one already
+    assert statements.with_file_identifier(ours[:-10], identifier) is None
+    assert statements.with_file_identifier(document.write_pdf(uncompressed_pdf=True), identifier) is None
+    assert statements.with_file_identifier(document.write_pdf(**statements.PDF_OPTIONS), b"(x)") is None
+
+
+SVG_TEXT = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 200" width="100%" font-size="16" fill="#212b32">'
+    '<text x="20" y="30">Planned budget</text>'
+    '<text x="380" y="60" text-anchor="end">£12,500</text>'
+    '<text x="200" y="90" text-anchor="middle">Oct<tspan x="200" dy="18">2026</tspan></text>'
+    '<text x="20" y="150" font-weight="bold" dominant-baseline="middle">AVAWAY To</text>'
+    "{letter_by_letter}</svg>"
+)
+# What needs each letter placed on its own is left to WeasyPrint.
+LETTER_BY_LETTER = (
+    '<text x="20 60 100" y="180">abc</text><text x="200" y="180" letter-spacing="4">spaced</text>'
+    '<text x="300" y="120" rotate="10 20">tilt</text><text x="300" y="20" display-anchor="middle">anchor</text>'
+)
+
+
+def svg_text_pdf(letter_by_letter: str = "", *, runs: bool) -> bytes:
+    from budgets import svg_text
+
+    html_text = (
+        f'<html lang="en"><head><title>t</title></head><body>{SVG_TEXT.format(letter_by_letter=letter_by_letter)}'
+    )
+    (svg_text.install if runs else svg_text.uninstall)()
+    try:
+        return statements.render_statement_pdf(html_text + "</body></html>")
+    finally:
+        svg_text.install()
+
+
+def text_shown(content: bytes) -> int:
+    """How many text-showing operators the first page draws, in its content and its form XObjects."""
+    page = pypdf.PdfReader(io.BytesIO(content)).pages[0]
+    data = page.get_contents().get_data()
+    forms = page["/Resources"].get("/XObject", {})
+    data += b"".join(forms[name].get_object().get_data() for name in forms)
+    return len(re.findall(rb"\bT[Jj]\b", data))
+
+
+def test_svg_text_is_drawn_a_run_at_a_time_and_looks_as_weasyprint_draws_it_letter_by_letter(tmp_path):
+    runs, letters = svg_text_pdf(runs=True), svg_text_pdf(runs=False)
+    # One text-showing operator per text and tspan, where WeasyPrint shows each letter (spaces are not drawn).
+    assert text_shown(runs) == 5
+    assert text_shown(letters) == len("Plannedbudget£12,500Oct2026AVAWAYTo")
+    assert pdf_text(runs) == pdf_text(letters) == "Planned budget £12,500 2026 Oct AVAWAY To"
+    pictures = []
+    for name, content in (("runs", runs), ("letters", letters)):
+        (tmp_path / f"{name}.pdf").write_bytes(content)
+        subprocess.run(
+            ["pdftoppm", "-r", "100", "-png", "-singlefile", f"{name}.pdf", name], cwd=tmp_path, check=True, timeout=60
+        )
+        pictures.append(Image.open(tmp_path / f"{name}.png").convert("L"))
+    ink = [ImageOps.invert(picture).getbbox() for picture in pictures]
+    assert ink[0] is not None and ink[0] == ink[1]  # the same text in the same place, anchors and tspan included
+    differing = sum(ImageChops.difference(*pictures).histogram()[65:])
+    assert differing < 0.005 * pictures[0].width * pictures[0].height  # at most a pixel's shift at glyph edges
+
+
+def test_svg_text_that_needs_placing_letter_by_letter_is_drawn_by_weasyprint():
+    runs = svg_text_pdf(LETTER_BY_LETTER, runs=True)
+    assert text_shown(runs) == 5 + len("abcspacedtiltanchor")
+    assert FILE_IDENTIFIER.sub(b"ID", runs) != FILE_IDENTIFIER.sub(b"ID", svg_text_pdf(runs=True))
+    # Only the simple texts are drawn differently: the letter-by-letter ones are WeasyPrint's, byte for byte.
+    alone = svg_text_pdf(LETTER_BY_LETTER, runs=False)
+    assert text_shown(alone) == len("Plannedbudget£12,500Oct2026AVAWAYTo") + len("abcspacedtiltanchor")
 
 
 @pytest.mark.django_db
