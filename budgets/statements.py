@@ -818,8 +818,10 @@ def statement_generate_once(
     name = f"statements/{period_start:%Y/%m}/budget-{budget.pk}-{period_start}-{period_end}{variant}-{digest[:16]}.pdf"
     storage = Statement._meta.get_field("pdf").storage
     _write_whole(Path(storage.path(name)), pdf)
+    recipients = statement_recipients(budget) if notify else []
     try:
         with transaction.atomic():
+            # Nobody else can see the row before this commits, so no lock is needed to announce it once.
             statement = Statement.objects.create(
                 budget=budget,
                 period_start=period_start,
@@ -828,11 +830,9 @@ def statement_generate_once(
                 pdf=name,
                 sha256=digest,
                 pages=pages,
+                notified_at=timezone.now() if recipients else None,
             )
-            if notify and _queue_ready_email(statement, budget):
-                # Nobody else can see the row before this commits, so no lock is needed to announce it once.
-                statement.notified_at = timezone.now()
-                statement.save(update_fields=["notified_at"])
+            _queue_ready_email(statement, budget, recipients)
         return statement, True
     except IntegrityError:
         winner = statement_get(budget=budget, period_start=period_start, period_end=period_end, large_print=large_print)
@@ -881,10 +881,12 @@ def statement_notify(*, statement: Statement) -> bool:
     return True
 
 
-def _queue_ready_email(statement: Statement, budget: Budget) -> bool:
+def _queue_ready_email(statement: Statement, budget: Budget, recipients: list[str] | None = None) -> bool:
+    """Queue the email to `recipients` (by default the statement's, read now); False if there is nobody to tell."""
     from accounts.tasks import send_email
 
-    recipients = statement_recipients(budget)
+    if recipients is None:
+        recipients = statement_recipients(budget)
     if not recipients:
         return False
     period = describe_period(statement.period_start, statement.period_end)
