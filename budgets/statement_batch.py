@@ -101,6 +101,10 @@ def _worker_start(environment: dict[str, str]) -> None:
     # before each statement, to drop a connection the server has broken) reconnect every time: a new PostgreSQL
     # backend, with cold catalogue caches, for every statement.
     connections["default"].settings_dict["CONN_MAX_AGE"] = None
+    # Every statement asks the database the same twenty-odd questions. Bound on the server, psycopg prepares each the
+    # second time it is asked, so PostgreSQL plans it once per worker rather than once per statement: planning was
+    # half of the database's work (measured: 6.7 -> 2.7 ms of its CPU a statement, on the same two cores).
+    connections["default"].settings_dict.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=1)
     # A worker that is recycled or shut down closes its connection, so the server sees a goodbye, not a dropped
     # socket (a worker whose batch was killed leaves by os._exit: the server notices the socket close instead).
     Finalize(None, connections.close_all, exitpriority=10)

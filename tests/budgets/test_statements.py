@@ -978,6 +978,30 @@ def test_a_batch_killed_mid_run_and_run_again_stores_each_statement_once_identic
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     budgets = live_budgets(14)
+    # Workers bind their queries on the server (prepared once per worker): one budget has a notice open, so the
+    # recovery's history is read too, and another a nominee who is told as well as the person.
+    Recovery.objects.create(
+        budget=budgets[1],
+        reasons="Spent on something the plan does not allow",
+        amount_pence=12_000,
+        recovered_pence=2_000,
+        deadline=datetime.date(2026, 12, 31),
+        addressee="person",
+        addressee_name="Joan Robson",
+        issued_by=user_with_role(Role.FINANCE_OFFICER),
+        issued_on=datetime.date(2026, 10, 20),
+        status="issued",
+    )
+    nominee = user_with_role(Role.NOMINEE)
+    Representative.objects.create(
+        person=budgets[2].plan.person,
+        kind="nominee",
+        name="Michael Robson",
+        relationship="husband",
+        nominated_on=START,
+        consent_recorded_on=START,
+        user=nominee,
+    )
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -1013,11 +1037,14 @@ def test_a_batch_killed_mid_run_and_run_again_stores_each_statement_once_identic
     assert not any(path.name.endswith(".part") for path in named)
     # Each person is told exactly once, across both runs.
     emails = ProcrastinateJob.objects.filter(task_name="accounts.send_email")
-    assert sorted(job.args["to"][0] for job in emails) == sorted(b.plan.person.email for b in budgets)
+    told = [b.plan.person.email for b in budgets] + [nominee.email]
+    assert sorted(job.args["to"][0] for job in emails) == sorted(told)
+    notice = Statement.objects.get(budget=budgets[1])
+    assert "Money being recovered £100.00" in pdf_text(notice.pdf.open("rb").read())
 
     third = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0 and "0 made now" in third.stdout
-    assert Statement.objects.count() == len(budgets) and emails.count() == len(budgets)
+    assert Statement.objects.count() == len(budgets) and emails.count() == len(told)
 
 
 @pytest.mark.dblevel
