@@ -262,10 +262,9 @@ def test_a_statement_to_today_ends_at_the_balances_on_the_budget_page(october, t
     assert data.direct_payment.opening == statements.statement_data(budget, *OCTOBER).direct_payment.closing
 
 
-@pytest.mark.django_db
-def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(october):
-    budget = october["budget"]
-    Recovery.objects.create(
+def notice_open_in_october(budget, issued_by) -> Recovery:
+    """£120 asked back on 20 October, £20 of it repaid: £100.00 still being recovered at the month's end."""
+    return Recovery.objects.create(
         budget=budget,
         reasons="Spent on something the plan does not allow",
         amount_pence=12_000,
@@ -273,10 +272,16 @@ def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(
         deadline=datetime.date(2026, 12, 31),
         addressee="person",
         addressee_name="Joan Robson",
-        issued_by=october["finance"],
+        issued_by=issued_by,
         issued_on=datetime.date(2026, 10, 20),
         status="issued",
     )
+
+
+@pytest.mark.django_db
+def test_a_recovery_open_at_the_periods_end_is_shown_with_what_is_left_to_repay(october):
+    budget = october["budget"]
+    notice_open_in_october(budget, october["finance"])
     Recovery.objects.create(  # issued after the period: not on October's statement
         budget=budget,
         reasons="Later",
@@ -783,11 +788,8 @@ def _urls(pk: int, side: str) -> list[str]:
     ]
 
 
-@pytest.mark.django_db
-def test_only_the_person_those_acting_for_them_their_coordinator_and_finance_may_read_statements(client, october):
-    budget = october["budget"]
-    statements.statement_generate(budget=budget, period_start=OCTOBER[0], period_end=OCTOBER[1])
-    person = october["plan"].person
+def signed_in_nominee(person):
+    """The person's husband, nominated with his consent, who signs in as their nominee: his sign-in."""
     nominee = user_with_role(Role.NOMINEE)
     Representative.objects.create(
         person=person,
@@ -798,6 +800,15 @@ def test_only_the_person_those_acting_for_them_their_coordinator_and_finance_may
         consent_recorded_on=START,
         user=nominee,
     )
+    return nominee
+
+
+@pytest.mark.django_db
+def test_only_the_person_those_acting_for_them_their_coordinator_and_finance_may_read_statements(client, october):
+    budget = october["budget"]
+    statements.statement_generate(budget=budget, period_start=OCTOBER[0], period_end=OCTOBER[1])
+    person = october["plan"].person
+    nominee = signed_in_nominee(person)
     holder = budget.lines.get(management_type="third_party").plan_line.third_party_holder
     allowed = {
         "my": [october["patient"], nominee],
@@ -980,28 +991,8 @@ def test_a_batch_killed_mid_run_and_run_again_stores_each_statement_once_identic
     budgets = live_budgets(14)
     # Workers bind their queries on the server (prepared once per worker): one budget has a notice open, so the
     # recovery's history is read too, and another a nominee who is told as well as the person.
-    Recovery.objects.create(
-        budget=budgets[1],
-        reasons="Spent on something the plan does not allow",
-        amount_pence=12_000,
-        recovered_pence=2_000,
-        deadline=datetime.date(2026, 12, 31),
-        addressee="person",
-        addressee_name="Joan Robson",
-        issued_by=user_with_role(Role.FINANCE_OFFICER),
-        issued_on=datetime.date(2026, 10, 20),
-        status="issued",
-    )
-    nominee = user_with_role(Role.NOMINEE)
-    Representative.objects.create(
-        person=budgets[2].plan.person,
-        kind="nominee",
-        name="Michael Robson",
-        relationship="husband",
-        nominated_on=START,
-        consent_recorded_on=START,
-        user=nominee,
-    )
+    notice_open_in_october(budgets[1], user_with_role(Role.FINANCE_OFFICER))
+    nominee = signed_in_nominee(budgets[2].plan.person)
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
