@@ -26,7 +26,7 @@ from xml.etree import ElementTree
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Q, Subquery, Sum
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
@@ -223,21 +223,28 @@ class _Movement:
 
 
 def _movements(accounts: dict[int, Account], start: datetime.date, end: datetime.date) -> dict[int, _Movement]:
-    """Each account's movements before and during the period, by account id: two grouped queries over the
-    (account, effective_date) indexes, whatever the number of transfers."""
+    """Each account's movements before and during the period, by account id: one query over the (account,
+    effective_date) indexes, grouped by pair of accounts (a budget's money moves along a few dozen such flows at
+    most), whatever the number of transfers."""
     moves = {account_id: _Movement(account.kind, account.name) for account_id, account in accounts.items()}
-    posted = Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end)
-    before, during = Q(effective_date__lt=start), Q(effective_date__gte=start)
-    for side in ("debit", "credit"):
-        rows = (
-            posted.filter(**{f"{side}_account_id__in": list(accounts)})
-            .values(f"{side}_account_id")
-            .annotate(before=Sum("amount", filter=before), during=Sum("amount", filter=during))
+    ids = list(accounts)
+    rows = (
+        Transfer.objects.filter(phase__in=person_selectors.MOVED, effective_date__lte=end)
+        .filter(Q(debit_account_id__in=ids) | Q(credit_account_id__in=ids))
+        .values("debit_account_id", "credit_account_id")
+        .annotate(
+            before=Sum("amount", filter=Q(effective_date__lt=start)),
+            during=Sum("amount", filter=Q(effective_date__gte=start)),
         )
-        for row in rows:
-            move = moves[row[f"{side}_account_id"]]
-            setattr(move, f"{side}s_before", int(row["before"] or 0))
-            setattr(move, f"{side}s_in", int(row["during"] or 0))
+    )
+    for row in rows:
+        before, during = int(row["before"] or 0), int(row["during"] or 0)
+        if debited := moves.get(row["debit_account_id"]):
+            debited.debits_before += before
+            debited.debits_in += during
+        if credited := moves.get(row["credit_account_id"]):
+            credited.credits_before += before
+            credited.credits_in += during
     return moves
 
 
@@ -330,11 +337,15 @@ def _statement_data(budget: Budget, period_start: datetime.date, period_end: dat
     ]
 
     # The period's money, and money dated before it but recorded since the budget's last statement was made (so
-    # that statement could not show it): one query, described once. No statement before, nothing recorded late.
-    last_made = Statement.objects.filter(budget=budget, period_end__lt=period_start).aggregate(
-        last=Max("generated_at")
-    )["last"]
-    recorded_late = Q(recorded_at__gt=last_made) if last_made else Q(pk__in=[])
+    # that statement could not show it): one query, described once. No statement before (the subquery is NULL),
+    # nothing recorded late.
+    last_made = (
+        Statement.objects.filter(budget=budget, period_end__lt=period_start)
+        .values("budget")
+        .annotate(last=Max("generated_at"))
+        .values("last")
+    )
+    recorded_late = Q(recorded_at__gt=Subquery(last_made))
     transfers = person_selectors.transactions(
         budget, until=period_end, account_ids=[account.pk for account in purposes.values()]
     ).filter(Q(effective_date__gte=period_start) | recorded_late)
