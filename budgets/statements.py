@@ -764,8 +764,8 @@ def with_file_identifier(pdf: bytes, identifier: bytes) -> bytes | None:
     """The PDF with the file identifier (/ID) WeasyPrint's pdf_identifier option writes: `identifier`, then a hash of
     the file. None when the PDF is not laid out as WeasyPrint 70 writes it.
 
-    That option makes pydyf serialise and compress every object a second time only to hash them, about a twelfth of a
-    statement's time. The trailer is the file's last object and `startxref` points at its start, so an entry added
+    That option makes pydyf serialise and compress every object a second time only to hash them: about 9 ms of a
+    statement's 130. The trailer is the file's last object and `startxref` points at its start, so an entry added
     inside its dictionary moves no other object: every offset in the file stays true."""
     end = _STARTXREF.search(pdf, max(0, len(pdf) - 40))
     trailer = _XREF_STREAM.match(pdf, int(end[1])) if end else None
